@@ -1,0 +1,158 @@
+/* Models of the Llama family as data: the architecture table, weight binding from GGUF or a
+ * Hugging Face safetensors directory, the KV cache (paged: fixed-size blocks, a block table
+ * per sequence) and the batched forward pass over tokens of one or more sequences.
+ * Weights stay in read-only mmaps; activations live in arenas sized when a context is made;
+ * no allocation happens per token. */
+#ifndef BAIMO_MODEL_H
+#define BAIMO_MODEL_H
+
+#include "baimo/base.h"
+#include "baimo/gguf.h"
+#include "baimo/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Architecture features, one row per family in the table (src/model/arch.c). */
+enum {
+    BM_ARCH_QKV_BIAS = 1 << 0,  /* q/k/v projections carry biases (qwen2) */
+    BM_ARCH_QK_NORM = 1 << 1,   /* RMSNorm on each q and k head (qwen3) */
+    BM_ARCH_ROPE_NEOX = 1 << 2, /* GGUF weights use NeoX (rotate-half) RoPE */
+    BM_ARCH_NORM_HEAD = 1 << 3, /* output rows L2-normalised (Baichuan2 NormHead; HF load) */
+    BM_ARCH_FUSED_QKV = 1 << 4, /* HF checkpoints store one fused qkv matrix */
+};
+
+typedef struct bm_arch {
+    const char *name;        /* GGUF general.architecture */
+    const char *hf_class;    /* config.json "architectures"[0] (NULL if none) */
+    unsigned flags;
+} bm_arch;
+
+/* Row for a GGUF architecture name or an HF class name; NULL when unknown. */
+const bm_arch *bm_arch_find(const char *name);
+const bm_arch *bm_arch_find_hf(const char *hf_class);
+/* Comma-separated list of known names, for error messages. Static. */
+const char *bm_arch_list(void);
+
+enum { BM_ROPE_SCALING_NONE = 0, BM_ROPE_SCALING_LINEAR, BM_ROPE_SCALING_YARN };
+
+typedef struct bm_hparams {
+    int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
+    int32_t n_rot;
+    float norm_eps;
+    float rope_theta;
+    int rope_scaling;        /* BM_ROPE_SCALING_* */
+    float rope_factor;       /* linear/YaRN factor (1 = none) */
+    int32_t rope_ctx_orig;   /* YaRN original context */
+    float yarn_beta_fast, yarn_beta_slow, yarn_attn_factor;
+    bool rope_neox;          /* RoPE style of the loaded weights */
+    bool tied_output;        /* output head shares token_embd */
+} bm_hparams;
+
+typedef struct bm_layer {
+    const bm_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm;
+    const bm_tensor *ffn_norm, *w_gate, *w_up, *w_down;
+} bm_layer;
+
+typedef struct bm_model bm_model;
+struct bm_gguf;
+struct bm_st;
+struct bm_model {
+    const bm_arch *arch;
+    bm_hparams hp;
+    const bm_tensor *tok_embd, *out_norm, *output;
+    bm_layer *layers;          /* [n_layer] */
+    const float *rope_freqs;   /* [n_rot/2] or NULL */
+    bm_tensor *tensors;        /* all bound tensors (views) */
+    int64_t n_tensors;
+    struct bm_gguf *gguf;      /* source when loaded from GGUF (owned) */
+    struct bm_st *st;          /* source when loaded from safetensors (owned) */
+    char *path;
+    bm_arena arena;            /* converted small tensors, names */
+    uint64_t n_params;
+    uint64_t weight_bytes;
+};
+
+/* Loads a .gguf file or a Hugging Face model directory (config.json + *.safetensors).
+ * Validates architecture, every required tensor's presence, dtype and shape.
+ * Returns owned; free with bm_model_free(). */
+bm_status bm_model_load(const char *path, bm_model **out, bm_err *err);
+void bm_model_free(bm_model *m);
+/* Bytes of KV cache per token of context (all layers, K and V). */
+size_t bm_model_kv_bytes_per_token(const bm_model *m);
+
+/* ---- KV cache: blocks of BM_KV_BLOCK token slots, shared by sequences ---------------- */
+
+#define BM_KV_BLOCK 32
+
+typedef struct bm_kv {
+    int32_t n_blocks;
+    int32_t n_layer, n_kv_dim;    /* n_kv_dim = n_head_kv * head_dim */
+    float *k, *v;                 /* [n_layer][n_blocks][BM_KV_BLOCK][n_kv_dim] */
+    int32_t *free_list;           /* stack of free block ids */
+    int32_t n_free;
+    int32_t *refcount;            /* [n_blocks], for prefix sharing */
+} bm_kv;
+
+/* A sequence's view of the cache: its block table and how many positions are filled. */
+typedef struct bm_seq {
+    int32_t *blocks;     /* [cap_blocks] block ids */
+    int32_t n_blocks, cap_blocks;
+    int32_t n_pos;       /* positions [0, n_pos) hold valid K/V */
+} bm_seq;
+
+/* Allocates a cache of n_blocks blocks. Returns owned; free with bm_kv_free(). */
+bm_status bm_kv_new(const bm_model *m, int32_t n_blocks, bm_kv **out, bm_err *err);
+void bm_kv_free(bm_kv *kv);
+/* seq with room for max_pos positions (block table only; blocks come from reserve). */
+bm_status bm_seq_init(bm_seq *s, int32_t max_pos, bm_err *err);
+void bm_seq_fini(bm_seq *s, bm_kv *kv); /* releases the seq's blocks */
+/* Ensures s has blocks for positions [0, n_pos); BM_EBUSY when the cache is full,
+ * BM_ERANGE past the sequence's max_pos. */
+bm_status bm_seq_reserve(bm_seq *s, bm_kv *kv, int32_t n_pos, bm_err *err);
+/* Drops positions >= n_pos (frees whole blocks past it). */
+void bm_seq_truncate(bm_seq *s, bm_kv *kv, int32_t n_pos);
+
+/* ---- forward pass ---------------------------------------------------------------------- */
+
+/* n_tok tokens, each at position pos[i] of sequence seq[i]. Tokens of one sequence appear in
+ * increasing position order and extend it (pos == its n_pos, n_pos+1, ...). */
+typedef struct bm_batch {
+    int32_t n_tok;
+    const int32_t *tokens;   /* [n_tok] */
+    const int32_t *pos;      /* [n_tok] */
+    bm_seq *const *seq;      /* [n_tok] */
+    const bool *logits;      /* [n_tok] which tokens produce logits; NULL = all */
+} bm_batch;
+
+/* Per-model run state: thread pool, KV cache, scratch arenas sized for max_batch tokens. */
+typedef struct bm_ctx bm_ctx;
+typedef struct bm_ctx_params {
+    int32_t n_ctx;       /* max positions per sequence (<= 0: model's n_ctx_train, capped 4096) */
+    int32_t max_batch;   /* max tokens per forward call (<= 0: 512) */
+    int32_t n_seq;       /* max concurrent sequences the KV cache is sized for (<= 0: 1) */
+    int32_t n_threads;   /* <= 0: all CPUs */
+} bm_ctx_params;
+
+bm_status bm_ctx_new(const bm_model *m, const bm_ctx_params *p, bm_ctx **out, bm_err *err);
+void bm_ctx_free(bm_ctx *c);
+bm_kv *bm_ctx_kv(bm_ctx *c);
+bm_pool *bm_ctx_pool(bm_ctx *c);
+int32_t bm_ctx_n_ctx(const bm_ctx *c);
+int32_t bm_ctx_max_batch(const bm_ctx *c);
+
+/* Runs the model over the batch, appending K/V to each sequence, and writes logits
+ * [n_out, n_vocab] for the tokens selected by batch->logits (in batch order) into logits.
+ * A batch larger than max_batch is split internally. */
+bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *err);
+
+/* Convenience for one sequence: evaluates tokens[0..n) at positions s->n_pos.., and writes
+ * the logits of every token (all=true, [n, n_vocab]) or of the last one ([n_vocab]). */
+bm_status bm_model_eval(bm_ctx *c, bm_seq *s, const int32_t *tokens, int32_t n, bool all,
+                        float *logits, bm_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

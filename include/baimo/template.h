@@ -1,0 +1,27 @@
+/* Chat templates: a Jinja subset interpreter sufficient for the real templates models ship
+ * (Qwen, Llama 3, DeepSeek, GLM, Mistral, Gemma, Phi). Context is a JSON object (Jansson)
+ * with messages, tools, add_generation_prompt, bos_token, eos_token, ... Rendering follows
+ * Hugging Face apply_chat_template (trim_blocks and lstrip_blocks on, as transformers sets). */
+#ifndef BAIMO_TEMPLATE_H
+#define BAIMO_TEMPLATE_H
+
+#include "baimo/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bm_tmpl bm_tmpl;
+
+/* Parses source[0..len). A syntax error gives BM_EFORMAT with "template:LINE: ...". */
+bm_status bm_tmpl_parse(const char *source, size_t len, bm_tmpl **out, bm_err *err);
+void bm_tmpl_free(bm_tmpl *t);
+/* Renders with the context given as JSON text. *out is malloc'd NUL-terminated (free()).
+ * raise_exception() in the template gives BM_EINVAL with its message. */
+bm_status bm_tmpl_render_json(const bm_tmpl *t, const char *context_json, char **out,
+                              size_t *n_out, bm_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
