@@ -2,8 +2,9 @@
  * as the GGML/GGUF format defines it, and a reference quantizer. The quantizer fits each sub-block
  * (scale, or scale and min) by a small search over candidate scales with a least-squares refit of
  * each candidate, quantizes those to the format's 4/6/8-bit codes under f16 super-block scales,
- * then assigns the codes round-to-nearest. Written from the format description; it is not ggml's
- * search and need not produce ggml's bytes. */
+ * then tries the neighbouring scale codes of each sub-block with round-to-nearest element codes
+ * and keeps the best. Written from the format description; it is not ggml's search and need not
+ * produce ggml's bytes (Q8_K, a closed formula, does). */
 #include "tensor/quant.h"
 
 #include <float.h>
@@ -283,6 +284,59 @@ static void assign_sym(const float *x, int n, float dl, int nmax, uint8_t *L) {
         L[j] = (uint8_t)((dl != 0.0f ? round_clamp(x[j] / dl, -nmax, nmax - 1) : 0) + nmax);
 }
 
+/* Squared error of x[0..n) against dl*L - ml (affine) or dl*(L - off) (symmetric). */
+static double sse_codes(const float *x, int n, float dl, float ml, int off, const uint8_t *L) {
+    double e = 0;
+    for (int j = 0; j < n; j++) {
+        const double r = (double)(dl * (float)(L[j] - off) - ml) - x[j];
+        e += r * r;
+    }
+    return e;
+}
+
+/* Local search on one sub-block's integer scale and min codes (each +-1 within [0, qmax]) under
+ * the stored super scales d, dmin: recovers most of what rounding the sub-block fit to 4/6-bit
+ * codes lost. Updates *ls, *lm and the element codes L[0..n). */
+static void refine_affine(const float *x, int n, float d, float dmin, int nmax, int qmax,
+                          uint8_t *ls, uint8_t *lm, uint8_t *L) {
+    uint8_t T[BM_QK];
+    const int s0 = *ls, m0 = *lm;
+    assign_affine(x, n, d * (float)s0, dmin * (float)m0, nmax, L);
+    double best = sse_codes(x, n, d * (float)s0, dmin * (float)m0, 0, L);
+    for (int ds = -1; ds <= 1; ds++)
+        for (int dm = -1; dm <= 1; dm++) {
+            const int s = s0 + ds, m = m0 + dm;
+            if ((!ds && !dm) || s < 0 || s > qmax || m < 0 || m > qmax) continue;
+            assign_affine(x, n, d * (float)s, dmin * (float)m, nmax, T);
+            const double e = sse_codes(x, n, d * (float)s, dmin * (float)m, 0, T);
+            if (e < best) {
+                best = e;
+                *ls = (uint8_t)s;
+                *lm = (uint8_t)m;
+                memcpy(L, T, (size_t)n);
+            }
+        }
+}
+
+/* As refine_affine for a signed scale code in [-qneg, qneg-1] with codes offset by nmax. */
+static void refine_sym(const float *x, int n, float d, int nmax, int qneg, int *ls, uint8_t *L) {
+    uint8_t T[BM_QK];
+    const int s0 = *ls;
+    assign_sym(x, n, d * (float)s0, nmax, L);
+    double best = sse_codes(x, n, d * (float)s0, 0.0f, nmax, L);
+    for (int ds = -2; ds <= 2; ds++) {
+        const int s = s0 + ds;
+        if (!ds || s < -qneg || s > qneg - 1) continue;
+        assign_sym(x, n, d * (float)s, nmax, T);
+        const double e = sse_codes(x, n, d * (float)s, 0.0f, nmax, T);
+        if (e < best) {
+            best = e;
+            *ls = s;
+            memcpy(L, T, (size_t)n);
+        }
+    }
+}
+
 /* 2-bit codes L[0..256) into the Q2_K/Q3_K qs layout (see bm_dequant_q2_K). */
 static void pack_2bit(const uint8_t *L, uint8_t qs[64]) {
     memset(qs, 0, 64);
@@ -311,8 +365,8 @@ void bm_quant_q2_K_ref(const float *x, void *y, int64_t n) {
         b.dmin = quant_scales_unsigned(mins, 16, 15, lm);
         const float d = bm_f16_to_f32(b.d), dmin = bm_f16_to_f32(b.dmin);
         for (int s = 0; s < 16; s++) {
+            refine_affine(x + 16 * s, 16, d, dmin, 3, 15, &ls[s], &lm[s], L + 16 * s);
             b.scales[s] = (uint8_t)(ls[s] | lm[s] << 4);
-            assign_affine(x + 16 * s, 16, d * (float)ls[s], dmin * (float)lm[s], 3, L + 16 * s);
         }
         pack_2bit(L, b.qs);
         memcpy(p, &b, sizeof b);
@@ -331,10 +385,10 @@ void bm_quant_q3_K_ref(const float *x, void *y, int64_t n) {
         const float d = bm_f16_to_f32(b.d);
         memset(b.scales, 0, sizeof b.scales);
         for (int s = 0; s < 16; s++) {
+            refine_sym(x + 16 * s, 16, d, 4, 32, &ls[s], L + 16 * s);
             const int c = ls[s] + 32;
             b.scales[s % 8] |= (uint8_t)((c & 0xF) << (4 * (s / 8)));
             b.scales[8 + s % 4] |= (uint8_t)((c >> 4) << (2 * (s / 4)));
-            assign_sym(x + 16 * s, 16, d * (float)ls[s], 4, L + 16 * s);
         }
         memset(b.hmask, 0, sizeof b.hmask);
         for (int e = 0; e < BM_QK_K; e++)
@@ -363,7 +417,7 @@ static void quant_k4_block(const float *x, int nmax, uint16_t *dh, uint16_t *dmi
     *dminh = quant_scales_unsigned(mins, 8, 63, lm);
     const float d = bm_f16_to_f32(*dh), dmin = bm_f16_to_f32(*dminh);
     for (int s = 0; s < 8; s++)
-        assign_affine(x + 32 * s, 32, d * (float)ls[s], dmin * (float)lm[s], nmax, L + 32 * s);
+        refine_affine(x + 32 * s, 32, d, dmin, nmax, 63, &ls[s], &lm[s], L + 32 * s);
     pack_k4_scales(ls, lm, scales);
 }
 
@@ -408,8 +462,8 @@ void bm_quant_q6_K_ref(const float *x, void *y, int64_t n) {
         b.d = quant_scales_signed(a, 16, 128, ls);
         const float d = bm_f16_to_f32(b.d);
         for (int s = 0; s < 16; s++) {
+            refine_sym(x + 16 * s, 16, d, 32, 128, &ls[s], L + 16 * s);
             b.scales[s] = (int8_t)ls[s];
-            assign_sym(x + 16 * s, 16, d * (float)ls[s], 32, L + 16 * s);
         }
         memset(b.ql, 0, sizeof b.ql);
         memset(b.qh, 0, sizeof b.qh);

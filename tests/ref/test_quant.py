@@ -99,9 +99,9 @@ def sample_rows(rng, n):
     return x
 
 
-# Relative RMS error bounds for the K search quantizers on N(0,1) data (independent check; the
-# tight per-type bounds are in tests/unit/test_quant.c).
-K_BOUNDS = {G.Q2_K: 0.40, G.Q3_K: 0.20, G.Q4_K: 0.10, G.Q5_K: 0.05, G.Q6_K: 0.025}
+# Relative RMS error bounds for the K search quantizers on N(0,1) data, measured by numpy on
+# baimo's bytes (q2_K 0.263, q3_K 0.143, q4_K 0.070, q5_K 0.035, q6_K 0.017) times ~1.3.
+K_BOUNDS = {G.Q2_K: 0.34, G.Q3_K: 0.19, G.Q4_K: 0.092, G.Q5_K: 0.046, G.Q6_K: 0.022}
 
 
 def test_quantize():

@@ -16,8 +16,8 @@ static const bm_dtype QTYPES[] = {BM_Q4_0, BM_Q4_1, BM_Q5_0, BM_Q5_1, BM_Q8_0, B
 
 /* Relative RMS error bounds, sqrt(sum (y-x)^2 / sum x^2), on N(0,1) rows: measured values (worst of
  * seeds 1..4 x rows of 256, 768 and 4096) times ~1.3. Measured: q4_0 0.0944, q4_1 0.0811, q5_0
- * 0.0489, q5_1 0.0391, q8_0 0.0056, q8_1 0.0056, q2_K 0.2776, q3_K 0.1494, q4_K 0.0732, q5_K
- * 0.0390, q6_K 0.0189, q8_K 0.0076. */
+ * 0.0489, q5_1 0.0391, q8_0 0.0056, q8_1 0.0056, q2_K 0.2753, q3_K 0.1494, q4_K 0.0720, q5_K
+ * 0.0375, q6_K 0.0189, q8_K 0.0076. */
 static double rms_bound(bm_dtype t) {
     switch (t) {
     case BM_Q4_0: return 0.123;
