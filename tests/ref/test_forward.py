@@ -1,0 +1,247 @@
+"""Forward pass of baimo vs the independent PyTorch reference (torch_llm.py).
+
+Part 1 (reference alone): for each architecture a random GGUF written here in Python is run
+through the reference's GGUF path (interleaved RoPE on permuted Q/K for llama-style arches) and
+through its HF path after st_py.py converted it to an HF directory (rotate-half RoPE, fused
+W_pack / wqkv, NormHead): the two must agree to float64 round-off, and must NOT agree when the
+Q/K un-permutation is skipped (so the check can fail).
+Part 2 (baimo): `baimo make-model` tiny models per arch and weight type, `baimo logits` vs the
+reference on the dequantized weights; the HF directory written by st_py.py vs the GGUF in baimo;
+YaRN rope scaling past the original context. Prints a table of the measured numbers.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gguf_py  # noqa: E402
+import st_py  # noqa: E402
+import torch_llm  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BAIMO = os.environ.get('BAIMO', os.path.join(ROOT, 'build', 'baimo'))
+TMP = os.environ.get('BAIMO_TMP') or tempfile.mkdtemp(prefix='baimo-fwd-')
+ARCHES = torch_llm.ARCHES
+failures, rows = [], []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print('FAIL:', what, flush=True)
+
+
+def stats(a, b):
+    """max|a-b|/std(b), min cosine per position, top-1 agreement of a vs reference b."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    rel = float(np.abs(a - b).max() / b.std())
+    cos = float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min())
+    top = float((a.argmax(1) == b.argmax(1)).mean())
+    return rel, cos, top
+
+
+def row(case, a, b):
+    rel, cos, top = stats(a, b)
+    rows.append((case, rel, cos, top))
+    return rel, cos, top
+
+
+# ------------------------------------------------------------------- Part 1: reference alone
+
+def py_gguf(arch, path, seed, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=128,
+            vocab=96, scaling=None):
+    """A random model in GGUF (llama.cpp) conventions, written from Python."""
+    rng = np.random.default_rng(seed)
+    hd = n_embd // n_head
+    kv = {'general.architecture': (gguf_py.STR, arch),
+          f'{arch}.block_count': (gguf_py.U32, n_layer),
+          f'{arch}.embedding_length': (gguf_py.U32, n_embd),
+          f'{arch}.feed_forward_length': (gguf_py.U32, n_ff),
+          f'{arch}.attention.head_count': (gguf_py.U32, n_head),
+          f'{arch}.attention.head_count_kv': (gguf_py.U32, n_head_kv),
+          f'{arch}.context_length': (gguf_py.U32, 512),
+          f'{arch}.rope.freq_base': (gguf_py.F32, 10000.0),
+          f'{arch}.rope.dimension_count': (gguf_py.U32, hd),
+          f'{arch}.attention.layer_norm_rms_epsilon': (gguf_py.F32, 1e-6)}
+    if scaling:
+        kv[f'{arch}.rope.scaling.type'] = (gguf_py.STR, scaling[0])
+        kv[f'{arch}.rope.scaling.factor'] = (gguf_py.F32, scaling[1])
+        kv[f'{arch}.rope.scaling.original_context_length'] = (gguf_py.U32, scaling[2])
+
+    def mat(o, i):
+        return rng.normal(0, 0.15, (o, i)).astype(np.float32)
+
+    def vec(n, base=1.0, s=0.1):
+        return (base + rng.normal(0, s, n)).astype(np.float32)
+    T = [gguf_py.f32_tensor('token_embd.weight', rng.normal(0, 1, (vocab, n_embd)))]
+    for i in range(n_layer):
+        b = f'blk.{i}.'
+        T += [gguf_py.f32_tensor(b + 'attn_norm.weight', vec(n_embd)),
+              gguf_py.f32_tensor(b + 'attn_q.weight', mat(n_head * hd, n_embd)),
+              gguf_py.f32_tensor(b + 'attn_k.weight', mat(n_head_kv * hd, n_embd)),
+              gguf_py.f32_tensor(b + 'attn_v.weight', mat(n_head_kv * hd, n_embd)),
+              gguf_py.f32_tensor(b + 'attn_output.weight', mat(n_embd, n_head * hd)),
+              gguf_py.f32_tensor(b + 'ffn_norm.weight', vec(n_embd)),
+              gguf_py.f32_tensor(b + 'ffn_gate.weight', mat(n_ff, n_embd)),
+              gguf_py.f32_tensor(b + 'ffn_up.weight', mat(n_ff, n_embd)),
+              gguf_py.f32_tensor(b + 'ffn_down.weight', mat(n_embd, n_ff))]
+        if arch == 'qwen2':
+            T += [gguf_py.f32_tensor(b + 'attn_q.bias', vec(n_head * hd, 0, 0.3)),
+                  gguf_py.f32_tensor(b + 'attn_k.bias', vec(n_head_kv * hd, 0, 0.3)),
+                  gguf_py.f32_tensor(b + 'attn_v.bias', vec(n_head_kv * hd, 0, 0.3))]
+        if arch == 'qwen3':
+            T += [gguf_py.f32_tensor(b + 'attn_q_norm.weight', vec(hd)),
+                  gguf_py.f32_tensor(b + 'attn_k_norm.weight', vec(hd))]
+    T.append(gguf_py.f32_tensor('output_norm.weight', vec(n_embd)))
+    if arch != 'qwen2':  # qwen2 case: tied head
+        out = mat(vocab, n_embd)
+        if arch == 'baichuan':  # the converter stores NormHead rows already normalised
+            out /= np.linalg.norm(out, axis=1, keepdims=True)
+        T.append(gguf_py.f32_tensor('output.weight', out))
+    gguf_py.write(path, kv, T)
+
+
+def part1():
+    rng = np.random.default_rng(7)
+    for k, arch in enumerate(ARCHES):
+        path = os.path.join(TMP, f'py_{arch}.gguf')
+        py_gguf(arch, path, seed=100 + k)
+        ids = rng.integers(0, 96, 40)
+        ref_g = torch_llm.load_gguf(path).logits(ids)
+        hf = os.path.join(TMP, f'py_{arch}_hf')
+        st_py.gguf_to_hf(path, hf, 'F32', shards=2 if k % 2 else 1)
+        ref_h = torch_llm.load_hf(hf).logits(ids)
+        rel, cos, top = row(f'ref {arch}: HF path vs GGUF path', ref_h, ref_g)
+        # baichuan: the HF path re-normalises head rows that are unit-norm only to f32 precision
+        tol = 1e-6 if arch == 'baichuan' else 1e-9
+        check(rel < tol, f'ref {arch} HF vs GGUF rel {rel:.3g}')
+        if arch in torch_llm.NORMAL_ROPE_ARCHES:  # without the un-permutation they must differ
+            m = torch_llm.load_hf(hf)
+            c = m.cfg
+            for i in range(c.n_layer):
+                for key, nh in (('wq', c.n_head), ('wk', c.n_head_kv)):
+                    w = m.W[f'{i}.{key}'].numpy()
+                    m.W[f'{i}.{key}'] = torch_llm._t(st_py.permute(w, nh))
+            bad = stats(m.logits(ids), ref_g)[0]
+            check(bad > 1e-2, f'ref {arch}: skipping the Q/K un-permutation went unnoticed')
+    # YaRN: GGUF path (interleaved or NeoX) == HF path, positions past the original context
+    for arch in ('llama', 'qwen2'):
+        path = os.path.join(TMP, f'py_{arch}_yarn.gguf')
+        py_gguf(arch, path, seed=5, scaling=('yarn', 4.0, 32))
+        ids = rng.integers(0, 96, 96)
+        mg = torch_llm.load_gguf(path)
+        check(mg.cfg.scaling and mg.cfg.scaling['type'] == 'yarn', 'yarn metadata not read')
+        hf = os.path.join(TMP, f'py_{arch}_yarn_hf')
+        st_py.gguf_to_hf(path, hf)
+        rel = row(f'ref {arch} yarn: HF vs GGUF', torch_llm.load_hf(hf).logits(ids),
+                  mg.logits(ids))[0]
+        check(rel < 1e-9, f'ref {arch} yarn HF vs GGUF rel {rel:.3g}')
+    # BF16 safetensors writer: round-to-nearest-even, checked on known values
+    x = np.array([1.0, 1.00390625, 1.005859375, -2.5, 3.0e38], np.float32)
+    got = (st_py.bf16_bits(x).astype(np.uint32) << 16).view(np.float32)
+    check(list(got[:4]) == [1.0, 1.0, 1.0078125, -2.5], f'bf16 rounding {got}')
+
+
+# ------------------------------------------------------------------- Part 2: baimo
+
+def sh(*args):
+    r = subprocess.run([BAIMO, *map(str, args)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f'{" ".join(map(str, [BAIMO, *args]))}: rc {r.returncode}\n{r.stderr}')
+    return r
+
+
+def baimo_logits(model, ids, tag):
+    out = os.path.join(TMP, f'logits_{tag}.npy')
+    sh('logits', '-m', model, '--ids', ','.join(map(str, ids)), '-o', out)
+    return np.load(out)
+
+
+def make_model(arch, typ, tag):
+    path = os.path.join(TMP, f'{tag}.gguf')
+    sh('make-model', '--arch', arch, '--shape', 'tiny', '--type', typ, '--seed', 42, '-o', path)
+    return path
+
+
+def part2():
+    rng = np.random.default_rng(1234)
+    for arch in ARCHES:
+        f32 = make_model(arch, 'f32', f'{arch}_f32')
+        ref = torch_llm.load_gguf(f32)
+        ids = rng.integers(0, ref.cfg.vocab, 48)
+        want = ref.logits(ids)
+        got = baimo_logits(f32, ids, f'{arch}_f32')
+        check(got.shape == want.shape, f'{arch} f32 logits shape {got.shape} vs {want.shape}')
+        rel, cos, top = row(f'{arch} f32 baimo vs ref', got, want)
+        check(rel <= 1e-3, f'{arch} f32 max diff / std = {rel:.3g} > 1e-3')
+        # HF directory from the f32 GGUF: sharded F32, and BF16
+        hf = os.path.join(TMP, f'{arch}_hf')
+        st_py.gguf_to_hf(f32, hf, 'F32', shards=2)
+        got_hf = baimo_logits(hf, ids, f'{arch}_hf')
+        rel = row(f'{arch} baimo HF dir vs baimo GGUF', got_hf, got)[0]
+        check(rel <= 1e-4, f'{arch} baimo HF dir vs GGUF max diff / std = {rel:.3g} > 1e-4')
+        rel = row(f'{arch} ref HF path vs ref GGUF path', torch_llm.load_hf(hf).logits(ids),
+                  want)[0]
+        check(rel <= (1e-5 if arch == 'baichuan' else 1e-9),
+              f'{arch} ref HF path vs GGUF path = {rel:.3g}')
+        hfb = os.path.join(TMP, f'{arch}_hf_bf16')
+        st_py.gguf_to_hf(f32, hfb, 'BF16')
+        rel, cos, top = row(f'{arch} bf16 HF dir baimo vs ref', baimo_logits(hfb, ids, 'b'),
+                            torch_llm.load_hf(hfb).logits(ids))
+        check(rel <= 1e-3, f'{arch} bf16 HF dir: max diff / std {rel:.3g} > 1e-3')
+        for typ in ('f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'):
+            path = make_model(arch, typ, f'{arch}_{typ}')
+            g = gguf_py.read(path)
+            types = sorted({gguf_py.GGML[t.type][0] for t in g.tensors.values()})
+            want = torch_llm.load_gguf(path).logits(ids)
+            got = baimo_logits(path, ids, f'{arch}_{typ}')
+            rel, cos, top = row(f'{arch} {typ} baimo vs ref ({"/".join(types)})', got, want)
+            check(typ.upper() in types, f'{arch} {typ}: no tensor of that type in {types}')
+            check(cos >= 0.999 and top >= 0.99,
+                  f'{arch} {typ}: min cosine {cos:.6f}, top-1 {top:.3f}')
+    # YaRN: qwen2 tiny with rope scaling yarn x4 over an original context of 128, 300 positions
+    for arch in ('qwen2', 'llama'):
+        src = make_model(arch, 'f32', f'{arch}_f32_y')
+        dst = os.path.join(TMP, f'{arch}_yarn.gguf')
+        gguf_py.copy_with_kv(src, dst, {
+            f'{arch}.rope.scaling.type': (gguf_py.STR, 'yarn'),
+            f'{arch}.rope.scaling.factor': (gguf_py.F32, 4.0),
+            f'{arch}.rope.scaling.original_context_length': (gguf_py.U32, 128)})
+        ref = torch_llm.load_gguf(dst)
+        ids = rng.integers(0, ref.cfg.vocab, 300)
+        want = ref.logits(ids)
+        got = baimo_logits(dst, ids, f'{arch}_yarn')
+        rel = row(f'{arch} yarn x4 (orig 128, 300 pos) baimo vs ref', got, want)[0]
+        check(rel <= 1e-3, f'{arch} yarn: max diff / std = {rel:.3g} > 1e-3')
+        plain = torch_llm.load_gguf(src).logits(ids)
+        check(stats(plain, want)[0] > 1e-2, f'{arch} yarn: scaling had no effect on the ref')
+        hf = os.path.join(TMP, f'{arch}_yarn_hf')
+        st_py.gguf_to_hf(dst, hf)
+        rel = row(f'{arch} yarn baimo HF dir vs baimo GGUF', baimo_logits(hf, ids, 'yh'), got)[0]
+        check(rel <= 1e-4, f'{arch} yarn HF dir vs GGUF = {rel:.3g}')
+
+
+def main():
+    part1()
+    if os.environ.get('FORWARD_REF_ONLY'):
+        print('FORWARD_REF_ONLY set: baimo part skipped')
+    else:
+        try:
+            part2()
+        except Exception as e:  # a baimo command failing is a test failure, with its message
+            check(False, f'{type(e).__name__}: {e}')
+    print(f'{"case":58s} {"maxdiff/std":>12s} {"min cos":>10s} {"top-1":>6s}')
+    for case, rel, cos, top in rows:
+        print(f'{case:58s} {rel:12.3e} {cos:10.7f} {top:6.3f}')
+    if failures:
+        print(f'{len(failures)} failure(s)')
+        sys.exit(1)
+    print('all forward checks passed')
+
+
+if __name__ == '__main__':
+    main()
