@@ -244,8 +244,9 @@ def f32_tensor(name, arr):
     return (name, list(reversed(a.shape)), 0, a.tobytes())
 
 
-def copy_with_kv(src, dst, set_kv=None, drop_kv=()):
-    """Rewrite GGUF src to dst with metadata changed (tensor bytes copied unchanged)."""
+def copy_with_kv(src, dst, set_kv=None, drop_kv=(), extra_tensors=()):
+    """Rewrite GGUF src to dst with metadata changed (tensor bytes copied unchanged) and
+    extra_tensors ((name, ne, type, raw) tuples) appended."""
     g = read(src)
     kv = {}
     for k, v in g.kv.items():
@@ -255,4 +256,4 @@ def copy_with_kv(src, dst, set_kv=None, drop_kv=()):
         kv[k] = (ARR, (t[1], v)) if isinstance(t, tuple) else (t, v)
     kv.update(set_kv or {})
     tensors = [(n, ti.ne, ti.type, g.raw(n)) for n, ti in g.tensors.items()]
-    write(dst, kv, tensors, alignment=g.alignment)
+    write(dst, kv, tensors + list(extra_tensors), alignment=g.alignment)

@@ -106,7 +106,7 @@ ARCH_CLASS = {'llama': ('LlamaForCausalLM', 'llama'), 'qwen2': ('Qwen2ForCausalL
               'internlm2': ('InternLM2ForCausalLM', 'internlm2')}
 
 
-def hf_config(cfg, tied):
+def hf_config(cfg, tied, rope_scaling=None):
     cls, mt = ARCH_CLASS[cfg.arch]
     hc = {'architectures': [cls], 'model_type': mt, 'hidden_size': cfg.n_embd,
           'intermediate_size': cfg.n_ff, 'num_hidden_layers': cfg.n_layer,
@@ -132,14 +132,16 @@ def hf_config(cfg, tied):
         if sc.get('attn_factor', 1.0) != 1.0:
             raise NotImplementedError('yarn attn_factor in HF config')
         hc['rope_scaling'] = rs
-    if cfg.freq_factors is not None:
+    if rope_scaling is not None:  # e.g. llama3 parameters behind a rope_freqs tensor
+        hc['rope_scaling'] = rope_scaling
+    elif cfg.freq_factors is not None:
         raise NotImplementedError('rope_freqs tensor -> HF config (llama3 parameters) not derived')
     if cfg.n_rot != cfg.head_dim:
         raise NotImplementedError('partial rotary')
     return hc
 
 
-def gguf_to_hf(gguf_path, out_dir, dtype='F32', shards=1):
+def gguf_to_hf(gguf_path, out_dir, dtype='F32', shards=1, rope_scaling=None):
     g = gguf_py.read(gguf_path)
     cfg = torch_llm.config_from_gguf(g)
     A = g.array
@@ -196,7 +198,7 @@ def gguf_to_hf(gguf_path, out_dir, dtype='F32', shards=1):
         t.append(('output.weight' if cfg.arch == 'internlm2' else 'lm_head.weight',
                   A('output.weight')))
     os.makedirs(out_dir, exist_ok=True)
-    hc = hf_config(cfg, tied)
+    hc = hf_config(cfg, tied, rope_scaling)
     hc['torch_dtype'] = 'bfloat16' if dtype == 'BF16' else 'float32'
     with open(os.path.join(out_dir, 'config.json'), 'w') as f:
         json.dump(hc, f, indent=2)

@@ -105,6 +105,29 @@ def py_gguf(arch, path, seed, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=
     gguf_py.write(path, kv, T)
 
 
+LLAMA3 = {'rope_type': 'llama3', 'factor': 8.0, 'low_freq_factor': 1.0,
+          'high_freq_factor': 4.0, 'original_max_position_embeddings': 64}
+
+
+def llama3_freqs(cfg):
+    """Per-pair frequency divisors for the Llama 3 rope scaling (Llama 3.1 model card params):
+    wavelength < orig/high_freq_factor: 1; > orig/low_freq_factor: factor; else a smooth mix."""
+    inv = cfg.rope_base ** (-np.arange(0, cfg.n_rot, 2, dtype=np.float64) / cfg.n_rot)
+    s, L = LLAMA3['factor'], LLAMA3['original_max_position_embeddings']
+    lf, hf = LLAMA3['low_freq_factor'], LLAMA3['high_freq_factor']
+    out = []
+    for f in inv:
+        wl = 2 * np.pi / f
+        if wl < L / hf:
+            out.append(1.0)
+        elif wl > L / lf:
+            out.append(s)
+        else:
+            sm = (L / wl - lf) / (hf - lf)
+            out.append(1.0 / ((1 - sm) / s + sm))
+    return np.array(out, np.float32)
+
+
 def part1():
     rng = np.random.default_rng(7)
     for k, arch in enumerate(ARCHES):
@@ -140,6 +163,20 @@ def part1():
         rel = row(f'ref {arch} yarn: HF vs GGUF', torch_llm.load_hf(hf).logits(ids),
                   mg.logits(ids))[0]
         check(rel < 1e-9, f'ref {arch} yarn HF vs GGUF rel {rel:.3g}')
+    # Llama 3 rope: GGUF rope_freqs tensor (the converter's per-pair divisors) == HF llama3 config
+    path = os.path.join(TMP, 'py_llama.gguf')
+    dst = os.path.join(TMP, 'py_llama_rf.gguf')
+    rf = llama3_freqs(torch_llm.load_gguf(path).cfg)
+    gguf_py.copy_with_kv(path, dst, extra_tensors=[gguf_py.f32_tensor('rope_freqs.weight', rf)])
+    hf = os.path.join(TMP, 'py_llama_rf_hf')
+    st_py.gguf_to_hf(dst, hf, rope_scaling=LLAMA3)
+    ids = rng.integers(0, 96, 64)
+    mg = torch_llm.load_gguf(dst)
+    rel = row('ref llama rope_freqs: HF llama3 vs GGUF', torch_llm.load_hf(hf).logits(ids),
+              mg.logits(ids))[0]
+    check(rel < 1e-6, f'ref llama3 rope HF vs GGUF rel {rel:.3g}')
+    check(stats(torch_llm.load_gguf(path).logits(ids), mg.logits(ids))[0] > 1e-3,
+          'rope_freqs had no effect')
     # BF16 safetensors writer: round-to-nearest-even, checked on known values
     x = np.array([1.0, 1.00390625, 1.005859375, -2.5, 3.0e38], np.float32)
     got = (st_py.bf16_bits(x).astype(np.uint32) << 16).view(np.float32)
@@ -223,6 +260,21 @@ def part2():
         st_py.gguf_to_hf(dst, hf)
         rel = row(f'{arch} yarn baimo HF dir vs baimo GGUF', baimo_logits(hf, ids, 'yh'), got)[0]
         check(rel <= 1e-4, f'{arch} yarn HF dir vs GGUF = {rel:.3g}')
+    # Llama 3 rope_freqs tensor (per-pair frequency divisors), and the HF llama3 config
+    src = os.path.join(TMP, 'llama_f32.gguf')
+    dst = os.path.join(TMP, 'llama_rf.gguf')
+    rf = llama3_freqs(torch_llm.load_gguf(src).cfg)
+    gguf_py.copy_with_kv(src, dst, extra_tensors=[gguf_py.f32_tensor('rope_freqs.weight', rf)])
+    ref = torch_llm.load_gguf(dst)
+    ids = rng.integers(0, ref.cfg.vocab, 200)
+    got = baimo_logits(dst, ids, 'llama_rf')
+    rel = row('llama rope_freqs (llama3 x8, orig 64) baimo vs ref', got, ref.logits(ids))[0]
+    check(rel <= 1e-3, f'llama rope_freqs: max diff / std = {rel:.3g} > 1e-3')
+    hf = os.path.join(TMP, 'llama_rf_hf')
+    st_py.gguf_to_hf(dst, hf, rope_scaling=LLAMA3)
+    rel = row('llama llama3-rope baimo HF dir vs baimo GGUF', baimo_logits(hf, ids, 'rfh'),
+              got)[0]
+    check(rel <= 1e-3, f'llama3 rope HF dir vs GGUF = {rel:.3g}')
 
 
 def main():
