@@ -141,7 +141,9 @@ def hf_config(cfg, tied, rope_scaling=None):
     return hc
 
 
-def gguf_to_hf(gguf_path, out_dir, dtype='F32', shards=1, rope_scaling=None):
+def gguf_to_hf(gguf_path, out_dir, dtype='F32', shards=1, rope_scaling=None, head_scale=None):
+    """head_scale: optional per-row factors applied to the written head (Baichuan2 NormHead
+    normalises rows at inference, so the logits must not change)."""
     g = gguf_py.read(gguf_path)
     cfg = torch_llm.config_from_gguf(g)
     A = g.array
@@ -195,8 +197,10 @@ def gguf_to_hf(gguf_path, out_dir, dtype='F32', shards=1, rope_scaling=None):
               (p + 'mlp.down_proj.weight', L('w_down'))]
     t.append(('model.norm.weight', A('output_norm.weight')))
     if not tied:
-        t.append(('output.weight' if cfg.arch == 'internlm2' else 'lm_head.weight',
-                  A('output.weight')))
+        head = A('output.weight')
+        if head_scale is not None:
+            head = head * np.asarray(head_scale, np.float32)[:, None]
+        t.append(('output.weight' if cfg.arch == 'internlm2' else 'lm_head.weight', head))
     os.makedirs(out_dir, exist_ok=True)
     hc = hf_config(cfg, tied, rope_scaling)
     hc['torch_dtype'] = 'bfloat16' if dtype == 'BF16' else 'float32'

@@ -188,7 +188,8 @@ def part1():
 def sh(*args):
     r = subprocess.run([BAIMO, *map(str, args)], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        raise RuntimeError(f'{" ".join(map(str, [BAIMO, *args]))}: rc {r.returncode}\n{r.stderr}')
+        cmd = ' '.join(str(a)[:60] for a in [BAIMO, *args])
+        raise RuntimeError(f'{cmd}: rc {r.returncode}\n{r.stderr}')
     return r
 
 
@@ -204,64 +205,83 @@ def make_model(arch, typ, tag):
     return path
 
 
-def part2():
-    rng = np.random.default_rng(1234)
-    for arch in ARCHES:
-        f32 = make_model(arch, 'f32', f'{arch}_f32')
-        ref = torch_llm.load_gguf(f32)
-        ids = rng.integers(0, ref.cfg.vocab, 48)
-        want = ref.logits(ids)
-        got = baimo_logits(f32, ids, f'{arch}_f32')
-        check(got.shape == want.shape, f'{arch} f32 logits shape {got.shape} vs {want.shape}')
-        rel, cos, top = row(f'{arch} f32 baimo vs ref', got, want)
-        check(rel <= 1e-3, f'{arch} f32 max diff / std = {rel:.3g} > 1e-3')
-        # HF directory from the f32 GGUF: sharded F32, and BF16
-        hf = os.path.join(TMP, f'{arch}_hf')
-        st_py.gguf_to_hf(f32, hf, 'F32', shards=2)
-        got_hf = baimo_logits(hf, ids, f'{arch}_hf')
-        rel = row(f'{arch} baimo HF dir vs baimo GGUF', got_hf, got)[0]
-        check(rel <= 1e-4, f'{arch} baimo HF dir vs GGUF max diff / std = {rel:.3g} > 1e-4')
-        rel = row(f'{arch} ref HF path vs ref GGUF path', torch_llm.load_hf(hf).logits(ids),
-                  want)[0]
-        check(rel <= (1e-5 if arch == 'baichuan' else 1e-9),
-              f'{arch} ref HF path vs GGUF path = {rel:.3g}')
-        hfb = os.path.join(TMP, f'{arch}_hf_bf16')
-        st_py.gguf_to_hf(f32, hfb, 'BF16')
-        rel, cos, top = row(f'{arch} bf16 HF dir baimo vs ref', baimo_logits(hfb, ids, 'b'),
-                            torch_llm.load_hf(hfb).logits(ids))
-        check(rel <= 1e-3, f'{arch} bf16 HF dir: max diff / std {rel:.3g} > 1e-3')
-        for typ in ('f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'):
-            path = make_model(arch, typ, f'{arch}_{typ}')
-            g = gguf_py.read(path)
-            types = sorted({gguf_py.GGML[t.type][0] for t in g.tensors.values()})
-            want = torch_llm.load_gguf(path).logits(ids)
-            got = baimo_logits(path, ids, f'{arch}_{typ}')
-            rel, cos, top = row(f'{arch} {typ} baimo vs ref ({"/".join(types)})', got, want)
-            check(typ.upper() in types, f'{arch} {typ}: no tensor of that type in {types}')
-            check(cos >= 0.999 and top >= 0.99,
-                  f'{arch} {typ}: min cosine {cos:.6f}, top-1 {top:.3f}')
-    # YaRN: qwen2 tiny with rope scaling yarn x4 over an original context of 128, 300 positions
-    for arch in ('qwen2', 'llama'):
-        src = make_model(arch, 'f32', f'{arch}_f32_y')
-        dst = os.path.join(TMP, f'{arch}_yarn.gguf')
-        gguf_py.copy_with_kv(src, dst, {
-            f'{arch}.rope.scaling.type': (gguf_py.STR, 'yarn'),
-            f'{arch}.rope.scaling.factor': (gguf_py.F32, 4.0),
-            f'{arch}.rope.scaling.original_context_length': (gguf_py.U32, 128)})
-        ref = torch_llm.load_gguf(dst)
-        ids = rng.integers(0, ref.cfg.vocab, 300)
-        want = ref.logits(ids)
-        got = baimo_logits(dst, ids, f'{arch}_yarn')
-        rel = row(f'{arch} yarn x4 (orig 128, 300 pos) baimo vs ref', got, want)[0]
-        check(rel <= 1e-3, f'{arch} yarn: max diff / std = {rel:.3g} > 1e-3')
-        plain = torch_llm.load_gguf(src).logits(ids)
-        check(stats(plain, want)[0] > 1e-2, f'{arch} yarn: scaling had no effect on the ref')
-        hf = os.path.join(TMP, f'{arch}_yarn_hf')
-        st_py.gguf_to_hf(dst, hf)
-        rel = row(f'{arch} yarn baimo HF dir vs baimo GGUF', baimo_logits(hf, ids, 'yh'), got)[0]
-        check(rel <= 1e-4, f'{arch} yarn HF dir vs GGUF = {rel:.3g}')
+def guarded(what, fn, *args):
+    """Runs one case; a failing baimo command is that case's failure, the others still run."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        check(False, f'{what}: {type(e).__name__}: {e}')
+        return None
+
+
+def case_f32(arch, ids):
+    f32 = make_model(arch, 'f32', f'{arch}_f32')
+    ref = torch_llm.load_gguf(f32)
+    want = ref.logits(ids)
+    got = baimo_logits(f32, ids, f'{arch}_f32')
+    check(got.shape == want.shape, f'{arch} f32 logits shape {got.shape} vs {want.shape}')
+    rel, cos, top = row(f'{arch} f32 baimo vs ref', got, want)
+    check(rel <= 1e-3, f'{arch} f32 max diff / std = {rel:.3g} > 1e-3')
+    return f32, want, got
+
+
+def case_hf(arch, ids, f32, want, got):
+    # HF directory from the f32 GGUF: sharded F32 (baimo dir == baimo GGUF), and BF16
+    hf = os.path.join(TMP, f'{arch}_hf')
+    scale = None
+    if arch == 'baichuan':  # NormHead: rows of any norm in the HF dir give the same logits
+        scale = np.random.default_rng(3).uniform(0.5, 2.0, torch_llm.load_gguf(f32).cfg.vocab)
+    st_py.gguf_to_hf(f32, hf, 'F32', shards=2, head_scale=scale)
+    rel = row(f'{arch} ref HF path vs ref GGUF path', torch_llm.load_hf(hf).logits(ids),
+              want)[0]
+    check(rel <= (1e-5 if arch == 'baichuan' else 1e-9),
+          f'{arch} ref HF path vs GGUF path = {rel:.3g}')
+    got_hf = baimo_logits(hf, ids, f'{arch}_hf')
+    rel = row(f'{arch} baimo HF dir vs baimo GGUF', got_hf, got)[0]
+    check(rel <= 1e-4, f'{arch} baimo HF dir vs GGUF max diff / std = {rel:.3g} > 1e-4')
+    hfb = os.path.join(TMP, f'{arch}_hf_bf16')
+    st_py.gguf_to_hf(f32, hfb, 'BF16')
+    rel, cos, top = row(f'{arch} bf16 HF dir baimo vs ref', baimo_logits(hfb, ids, 'b'),
+                        torch_llm.load_hf(hfb).logits(ids))
+    check(rel <= 1e-3, f'{arch} bf16 HF dir: max diff / std {rel:.3g} > 1e-3')
+
+
+def case_type(arch, typ, ids):
+    path = make_model(arch, typ, f'{arch}_{typ}')
+    g = gguf_py.read(path)
+    types = sorted({gguf_py.GGML[t.type][0] for t in g.tensors.values()})
+    want = torch_llm.load_gguf(path).logits(ids)
+    got = baimo_logits(path, ids, f'{arch}_{typ}')
+    rel, cos, top = row(f'{arch} {typ} baimo vs ref ({"/".join(types)})', got, want)
+    check(typ.upper() in types, f'{arch} {typ}: no tensor of that type in {types}')
+    check(cos >= 0.999 and top >= 0.99, f'{arch} {typ}: min cosine {cos:.6f}, top-1 {top:.3f}')
+
+
+def case_yarn(arch, rng):
+    # rope scaling yarn x4 over an original context of 128, 300 positions (metadata set here)
+    src = make_model(arch, 'f32', f'{arch}_f32_y')
+    dst = os.path.join(TMP, f'{arch}_yarn.gguf')
+    gguf_py.copy_with_kv(src, dst, {
+        f'{arch}.rope.scaling.type': (gguf_py.STR, 'yarn'),
+        f'{arch}.rope.scaling.factor': (gguf_py.F32, 4.0),
+        f'{arch}.rope.scaling.original_context_length': (gguf_py.U32, 128)})
+    ref = torch_llm.load_gguf(dst)
+    ids = rng.integers(0, ref.cfg.vocab, 300)
+    want = ref.logits(ids)
+    plain = torch_llm.load_gguf(src).logits(ids)
+    check(stats(plain, want)[0] > 1e-2, f'{arch} yarn: scaling had no effect on the ref')
+    got = baimo_logits(dst, ids, f'{arch}_yarn')
+    rel = row(f'{arch} yarn x4 (orig 128, 300 pos) baimo vs ref', got, want)[0]
+    check(rel <= 1e-3, f'{arch} yarn: max diff / std = {rel:.3g} > 1e-3')
+    hf = os.path.join(TMP, f'{arch}_yarn_hf')
+    st_py.gguf_to_hf(dst, hf)
+    rel = row(f'{arch} yarn baimo HF dir vs baimo GGUF', baimo_logits(hf, ids, 'yh'), got)[0]
+    check(rel <= 1e-4, f'{arch} yarn HF dir vs GGUF = {rel:.3g}')
+
+
+def case_rope_freqs(rng):
     # Llama 3 rope_freqs tensor (per-pair frequency divisors), and the HF llama3 config
-    src = os.path.join(TMP, 'llama_f32.gguf')
+    src = make_model('llama', 'f32', 'llama_f32_rf')
     dst = os.path.join(TMP, 'llama_rf.gguf')
     rf = llama3_freqs(torch_llm.load_gguf(src).cfg)
     gguf_py.copy_with_kv(src, dst, extra_tensors=[gguf_py.f32_tensor('rope_freqs.weight', rf)])
@@ -277,15 +297,29 @@ def part2():
     check(rel <= 1e-3, f'llama3 rope HF dir vs GGUF = {rel:.3g}')
 
 
+QUANT_TYPES = ('f16', 'bf16', 'q8_0', 'q4_0', 'q4_k')
+
+
+def part2():
+    rng = np.random.default_rng(1234)
+    for arch in ARCHES:
+        ids = rng.integers(0, 1024, 48)
+        r = guarded(f'{arch} f32', case_f32, arch, ids)
+        if r:
+            guarded(f'{arch} HF dir', case_hf, arch, ids, *r)
+        for typ in QUANT_TYPES:
+            guarded(f'{arch} {typ}', case_type, arch, typ, ids)
+    for arch in ('qwen2', 'llama'):
+        guarded(f'{arch} yarn', case_yarn, arch, rng)
+    guarded('llama rope_freqs', case_rope_freqs, rng)
+
+
 def main():
     part1()
     if os.environ.get('FORWARD_REF_ONLY'):
         print('FORWARD_REF_ONLY set: baimo part skipped')
     else:
-        try:
-            part2()
-        except Exception as e:  # a baimo command failing is a test failure, with its message
-            check(False, f'{type(e).__name__}: {e}')
+        part2()
     print(f'{"case":58s} {"maxdiff/std":>12s} {"min cos":>10s} {"top-1":>6s}')
     for case, rel, cos, top in rows:
         print(f'{case:58s} {rel:12.3e} {cos:10.7f} {top:6.3f}')
