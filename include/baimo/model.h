@@ -123,7 +123,9 @@ typedef struct bm_batch {
     const int32_t *tokens;   /* [n_tok] */
     const int32_t *pos;      /* [n_tok] */
     bm_seq *const *seq;      /* [n_tok] */
-    const bool *logits;      /* [n_tok] which tokens produce logits; NULL = all */
+    const bool *logits;      /* [n_tok] which tokens produce output; NULL = all */
+    float *hidden;           /* optional: [n_out, n_embd] final-normed hidden states of the
+                                selected tokens (embeddings); logits may then be NULL */
 } bm_batch;
 
 /* Per-model run state: thread pool, KV cache, scratch arenas sized for max_batch tokens. */
@@ -143,7 +145,8 @@ int32_t bm_ctx_n_ctx(const bm_ctx *c);
 int32_t bm_ctx_max_batch(const bm_ctx *c);
 
 /* Runs the model over the batch, appending K/V to each sequence, and writes logits
- * [n_out, n_vocab] for the tokens selected by batch->logits (in batch order) into logits.
+ * [n_out, n_vocab] for the tokens selected by batch->logits (in batch order) into logits
+ * (skipped when logits is NULL; then batch->hidden should be set).
  * A batch larger than max_batch is split internally. */
 bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *err);
 

@@ -14,7 +14,7 @@ int cmd_info(int argc, char **argv) {
     bm_model *m;
     if (bm_model_load(argv[1], &m, &err)) return cli_fail("info", &err);
     const bm_hparams *h = &m->hp;
-    char b1[32], b2[32], b3[32];
+    char b1[32], b2[32], b3[32], b4[32];
     printf("model:        %s (%s)\n", m->path, m->gguf ? "GGUF" : "safetensors");
     printf("architecture: %s\n", m->arch->name);
     printf("parameters:   %.3f B (%llu)\n", (double)m->n_params / 1e9,
@@ -57,7 +57,7 @@ int cmd_info(int argc, char **argv) {
     printf("memory:       weights %s + KV cache %s per token (%s at context %d) = %s\n",
            bm_fmt_bytes(m->weight_bytes, b1, sizeof b1), bm_fmt_bytes(kvt, b2, sizeof b2),
            bm_fmt_bytes((uint64_t)kvt * (uint64_t)ctx, b3, sizeof b3), ctx,
-           bm_fmt_bytes(m->weight_bytes + (uint64_t)kvt * (uint64_t)ctx, b1, sizeof b1));
+           bm_fmt_bytes(m->weight_bytes + (uint64_t)kvt * (uint64_t)ctx, b4, sizeof b4));
     bm_model_free(m);
     return 0;
 }

@@ -112,7 +112,7 @@ bm_status bm_perplexity(bm_ctx *c, const bm_model *m, const int32_t *tokens, siz
             seqs[j] = &s;
             want[j] = j >= first && j < W - 1;
         }
-        bm_batch b = {W, tk, pos, seqs, want};
+        bm_batch b = {W, tk, pos, seqs, want, NULL};
         if ((st = bm_model_forward(c, &b, lg, err))) goto done;
         for (int32_t j = 0; j < per_chunk; j++) {
             int32_t am = log_softmax(lg + (size_t)j * V, lp, V);

@@ -223,9 +223,12 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
     for (int32_t i = 0; i < n; i++) {
         if (b->logits && !b->logits[off + i]) continue;
         bm_k_rmsnorm_ref(c->x + i * E, m->out_norm->data, c->hb + (int64_t)k * E, E, h->norm_eps);
+        if (b->hidden)
+            memcpy(b->hidden + ((size_t)*n_logits + (size_t)k) * (size_t)E, c->hb + (int64_t)k * E,
+                   (size_t)E * sizeof(float));
         k++;
     }
-    if (k > 0) bm_matmul(c->pool, m->output, c->hb, k, logits + (size_t)*n_logits * h->n_vocab,
+    if (k > 0 && logits) bm_matmul(c->pool, m->output, c->hb, k, logits + (size_t)*n_logits * h->n_vocab,
                          c->mm_scratch);
     *n_logits += k;
 }
@@ -233,6 +236,7 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
 bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *err) {
     const bm_hparams *h = &c->m->hp;
     if (b->n_tok <= 0) return bm_err_set(err, BM_EINVAL, "forward: empty batch");
+    if (!logits && !b->hidden) return bm_err_set(err, BM_EINVAL, "forward: no output requested");
     /* validate everything before touching the cache */
     for (int32_t i = 0; i < b->n_tok; i++) {
         if (b->tokens[i] < 0 || b->tokens[i] >= h->n_vocab)
@@ -275,7 +279,7 @@ bm_status bm_model_eval(bm_ctx *c, bm_seq *s, const int32_t *tokens, int32_t n, 
             c->b_seq[i] = s;
             c->b_want[i] = all || off + i == n - 1;
         }
-        bm_batch b = {k, tokens + off, c->b_pos, c->b_seq, c->b_want};
+        bm_batch b = {k, tokens + off, c->b_pos, c->b_seq, c->b_want, NULL};
         float *dst = all ? logits + (size_t)off * c->m->hp.n_vocab : logits;
         bm_status st = bm_model_forward(c, &b, dst, err);
         if (st) return st;
