@@ -177,6 +177,18 @@ def part1():
     check(rel < 1e-6, f'ref llama3 rope HF vs GGUF rel {rel:.3g}')
     check(stats(torch_llm.load_gguf(path).logits(ids), mg.logits(ids))[0] > 1e-3,
           'rope_freqs had no effect')
+    # built-in dequantizers vs the separately written ggml_np (two independent readings of the spec)
+    if gguf_py._ggml_np is not None:
+        r = np.random.default_rng(9)
+        for t in (2, 3, 8, 12):  # Q4_0, Q4_1, Q8_0, Q4_K
+            _, blk, bsz = gguf_py.GGML[t]
+            raw = bytearray(r.integers(0, 256, 16 * bsz, dtype=np.uint8).tobytes())
+            for b in range(16):  # finite f16 scales (d, and m/dmin where present)
+                for o in ((0, 2) if t in (3, 12) else (0,)):
+                    raw[b * bsz + o:b * bsz + o + 2] = np.float16(r.normal(0, .01)).tobytes()
+            a = gguf_py._builtin_dequantize(t, bytes(raw), 16 * blk)
+            b = np.asarray(gguf_py._ggml_np.dequantize(t, bytes(raw), 16 * blk)).reshape(-1)
+            check(np.array_equal(a, b), f'dequantize {gguf_py.GGML[t][0]}: built-in != ggml_np')
     # BF16 safetensors writer: round-to-nearest-even, checked on known values
     x = np.array([1.0, 1.00390625, 1.005859375, -2.5, 3.0e38], np.float32)
     got = (st_py.bf16_bits(x).astype(np.uint32) << 16).view(np.float32)
