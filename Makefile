@@ -78,6 +78,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL) $$(pkg-config --libs criterion)
 
+$(BUILD)/ref/%: tests/ref/%.c $(BUILD)/libbaimo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
@@ -91,7 +95,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) | $(BUILD)/gen/cmds.h $(BUILD)/gen/we
 
 bench: $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
-tests-bin: $(TEST_BIN) $(BENCH_BIN)
+tests-bin: $(TEST_BIN) $(BENCH_BIN) $(BUILD)/ref/quant_tool
 
 deps:
 	@bash scripts/deps.sh build

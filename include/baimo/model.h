@@ -65,7 +65,7 @@ struct bm_model {
     bm_layer *layers;          /* [n_layer] */
     const float *rope_freqs;   /* [n_rot/2] or NULL */
     bm_tensor *tensors;        /* all bound tensors (views) */
-    int64_t n_tensors;
+    int64_t n_tensors, cap_tensors;
     struct bm_gguf *gguf;      /* source when loaded from GGUF (owned) */
     struct bm_st *st;          /* source when loaded from safetensors (owned) */
     char *path;
@@ -123,7 +123,9 @@ typedef struct bm_batch {
     const int32_t *tokens;   /* [n_tok] */
     const int32_t *pos;      /* [n_tok] */
     bm_seq *const *seq;      /* [n_tok] */
-    const bool *logits;      /* [n_tok] which tokens produce logits; NULL = all */
+    const bool *logits;      /* [n_tok] which tokens produce output; NULL = all */
+    float *hidden;           /* optional: [n_out, n_embd] final-normed hidden states of the
+                                selected tokens (embeddings); logits may then be NULL */
 } bm_batch;
 
 /* Per-model run state: thread pool, KV cache, scratch arenas sized for max_batch tokens. */
@@ -143,7 +145,8 @@ int32_t bm_ctx_n_ctx(const bm_ctx *c);
 int32_t bm_ctx_max_batch(const bm_ctx *c);
 
 /* Runs the model over the batch, appending K/V to each sequence, and writes logits
- * [n_out, n_vocab] for the tokens selected by batch->logits (in batch order) into logits.
+ * [n_out, n_vocab] for the tokens selected by batch->logits (in batch order) into logits
+ * (skipped when logits is NULL; then batch->hidden should be set).
  * A batch larger than max_batch is split internally. */
 bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *err);
 
@@ -151,6 +154,39 @@ bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *
  * the logits of every token (all=true, [n, n_vocab]) or of the last one ([n_vocab]). */
 bm_status bm_model_eval(bm_ctx *c, bm_seq *s, const int32_t *tokens, int32_t n, bool all,
                         float *logits, bm_err *err);
+
+
+/* ---- random-weight models of real shapes (tests, benchmarks) --------------------------- */
+
+typedef struct bm_make_params {
+    const char *arch;        /* a row of the architecture table */
+    const char *shape;       /* tiny, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, qwen3-0.6b,
+                                llama-3.2-1b */
+    bm_dtype type;           /* type of the 2-D weights (falls back per tensor when a row
+                                length is not a multiple of the type's block) */
+    uint64_t seed;
+    int32_t n_vocab;         /* > 0 overrides the shape's vocabulary (e.g. a tokenizer's) */
+    int32_t n_ctx;           /* > 0 overrides the shape's context length */
+    int rope_scaling;        /* BM_ROPE_SCALING_* ; 0 keeps the shape's */
+    float rope_factor;
+    int32_t rope_ctx_orig;
+    int n_threads;
+    /* Writes extra metadata (the tokenizer) into the file; may be NULL. */
+    bm_status (*write_meta)(void *user, bm_gguf_writer *w, bm_err *err);
+    void *user;
+    bm_progress_fn progress;
+    void *progress_user;
+} bm_make_params;
+
+/* Writes a GGUF model with seeded random weights (std 0.02; norms 1 + noise; Baichuan output
+ * rows unit-norm as its converter stores NormHead) to path. */
+bm_status bm_model_make(const bm_make_params *p, const char *path, bm_err *err);
+/* Comma-separated list of shape names. Static. */
+const char *bm_model_shapes(void);
+
+/* Llama 3 rope scaling: per-pair divisors of the rotary frequencies (rope_freqs). */
+void bm_rope_llama3_factors(float *out, int n_rot, float theta, double factor, double low_ff,
+                            double high_ff, double orig_ctx);
 
 #ifdef __cplusplus
 }

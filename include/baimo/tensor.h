@@ -131,6 +131,20 @@ typedef struct bm_rope_params {
 } bm_rope_params;
 void bm_rope_cache_ref(const bm_rope_params *p, int64_t pos, float *cs);
 
+
+/* ---- threaded operations (use the fastest kernel the CPU has) ------------------------- */
+
+/* y[t, r] = sum_k W[r, k] * x[t, k] for every row r of w (w: ne = {n_in, n_out}), split over
+ * the pool's threads by rows. x: [n_tok, n_in] f32; y: [n_tok, n_out] f32.
+ * scratch: bm_matmul_scratch_bytes(n_in, n_tok, n_threads) bytes, 64-byte aligned.
+ * Never allocates. */
+void bm_matmul(bm_pool *pool, const bm_tensor *w, const float *x, int64_t n_tok, float *y,
+               void *scratch);
+size_t bm_matmul_scratch_bytes(int64_t n_in, int64_t n_tok, int n_threads);
+/* Name of the kernel family in use ("ref", "avx2", ...). BM_KERNELS=ref forces the scalar
+ * reference. */
+const char *bm_kernels_name(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,288 @@
+/* The batched forward pass of the Llama family over tokens of one or more sequences, with
+ * the paged KV cache. Per layer: RMSNorm -> Q/K/V (+bias) -> (q/k RMSNorm) -> RoPE -> append
+ * K/V -> causal attention with GQA -> output projection + residual -> RMSNorm -> SwiGLU MLP
+ * + residual. Matmuls and attention run on the pool; every buffer is sized in bm_ctx_new, so
+ * no allocation happens per token. References: Touvron et al. 2023 (Llama), Su et al. 2021
+ * (RoPE), Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU), Qwen2/Qwen3 model cards. */
+#include "model/model_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bm_ctx {
+    const bm_model *m;
+    bm_pool *pool;
+    bm_kv *kv;
+    int32_t n_ctx, max_batch, n_threads;
+    /* activations [max_batch, ...] */
+    float *x, *hb, *q, *k, *v, *att, *gate, *up, *cs;
+    float *scores; /* [n_threads][n_ctx] */
+    void *mm_scratch;
+    int32_t *b_pos;     /* [max_batch] batch scratch for bm_model_eval */
+    bm_seq **b_seq;
+    bool *b_want;
+    bm_arena arena;
+};
+
+bm_status bm_ctx_new(const bm_model *m, const bm_ctx_params *p, bm_ctx **out, bm_err *err) {
+    *out = NULL;
+    const bm_hparams *h = &m->hp;
+    bm_ctx *c = bm_calloc(1, sizeof *c, err);
+    if (!c) return BM_ENOMEM;
+    c->m = m;
+    c->n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (h->n_ctx_train < 4096 ? h->n_ctx_train : 4096);
+    c->max_batch = p && p->max_batch > 0 ? p->max_batch : 512;
+    int32_t n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
+    bm_status st = BM_OK;
+    if (c->n_ctx > (1 << 22)) {
+        st = bm_err_set(err, BM_ERANGE, "ctx: context %d exceeds the limit of %d", c->n_ctx,
+                        1 << 22);
+        goto fail;
+    }
+    c->pool = bm_pool_new(p ? p->n_threads : 0, err);
+    if (!c->pool) {
+        st = BM_ENOMEM;
+        goto fail;
+    }
+    c->n_threads = bm_pool_n_threads(c->pool);
+    int32_t blocks_per_seq = (c->n_ctx + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
+    if ((st = bm_kv_new(m, blocks_per_seq * n_seq, &c->kv, err))) goto fail;
+
+    bm_arena_init(&c->arena, 1 << 20, 0);
+    size_t B = (size_t)c->max_batch, qd = (size_t)h->n_head * h->head_dim,
+           kvd = (size_t)h->n_head_kv * h->head_dim;
+    size_t max_in = (size_t)(h->n_ff > h->n_embd ? h->n_ff : h->n_embd);
+    if (qd > max_in) max_in = qd;
+#define A(ptr, n)                                                                              \
+    if (!((ptr) = bm_arena_calloc(&c->arena, (n), sizeof(float), err))) {                     \
+        st = BM_ENOMEM;                                                                        \
+        goto fail;                                                                             \
+    }
+    A(c->x, B * h->n_embd);
+    A(c->hb, B * h->n_embd);
+    A(c->q, B * qd);
+    A(c->k, B * kvd);
+    A(c->v, B * kvd);
+    A(c->att, B * qd);
+    A(c->gate, B * h->n_ff);
+    A(c->up, B * h->n_ff);
+    A(c->cs, B * h->n_rot);
+    A(c->scores, (size_t)c->n_threads * c->n_ctx);
+#undef A
+    c->mm_scratch = bm_arena_alloc(
+        &c->arena, bm_matmul_scratch_bytes((int64_t)max_in, c->max_batch, c->n_threads), err);
+    c->b_pos = bm_arena_calloc(&c->arena, B, sizeof(int32_t), err);
+    c->b_seq = bm_arena_calloc(&c->arena, B, sizeof(bm_seq *), err);
+    c->b_want = bm_arena_calloc(&c->arena, B, sizeof(bool), err);
+    if (!c->mm_scratch || !c->b_pos || !c->b_seq || !c->b_want) {
+        st = BM_ENOMEM;
+        goto fail;
+    }
+    *out = c;
+    return BM_OK;
+fail:
+    bm_ctx_free(c);
+    return st;
+}
+
+void bm_ctx_free(bm_ctx *c) {
+    if (!c) return;
+    bm_pool_free(c->pool);
+    bm_kv_free(c->kv);
+    bm_arena_fini(&c->arena);
+    free(c);
+}
+
+bm_kv *bm_ctx_kv(bm_ctx *c) { return c->kv; }
+bm_pool *bm_ctx_pool(bm_ctx *c) { return c->pool; }
+int32_t bm_ctx_n_ctx(const bm_ctx *c) { return c->n_ctx; }
+int32_t bm_ctx_max_batch(const bm_ctx *c) { return c->max_batch; }
+
+/* ---- attention ------------------------------------------------------------------------- */
+
+typedef struct att_task {
+    bm_ctx *c;
+    const bm_batch *b;
+    int32_t off, n; /* batch slice */
+    int layer;
+} att_task;
+
+static inline float *kv_slot(const bm_kv *kv, float *base, int layer, const bm_seq *s,
+                             int32_t pos) {
+    int32_t blk = s->blocks[pos / BM_KV_BLOCK];
+    size_t slot = ((size_t)layer * kv->n_blocks + (size_t)blk) * BM_KV_BLOCK + pos % BM_KV_BLOCK;
+    return base + slot * (size_t)kv->n_kv_dim;
+}
+
+static void att_run(void *ctx, int ith, int nth) {
+    const att_task *t = ctx;
+    bm_ctx *c = t->c;
+    const bm_hparams *h = &c->m->hp;
+    const int hd = h->head_dim, group = h->n_head / h->n_head_kv;
+    const size_t qd = (size_t)h->n_head * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    int64_t lo, hi;
+    bm_split_range((int64_t)t->n * h->n_head, ith, nth, &lo, &hi);
+    for (int64_t w = lo; w < hi; w++) {
+        int32_t i = (int32_t)(w / h->n_head), head = (int32_t)(w % h->n_head);
+        int32_t bi = t->off + i, pos = t->b->pos[bi];
+        const bm_seq *s = t->b->seq[bi];
+        const float *q = c->q + (size_t)i * qd + (size_t)head * hd;
+        int kvh = head / group;
+        for (int32_t j = 0; j <= pos; j++) {
+            const float *kj = kv_slot(c->kv, c->kv->k, t->layer, s, j) + (size_t)kvh * hd;
+            float d = 0;
+            for (int e = 0; e < hd; e++) d += q[e] * kj[e];
+            sc[j] = d * scale;
+        }
+        bm_k_softmax_ref(sc, pos + 1);
+        float *o = c->att + (size_t)i * qd + (size_t)head * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int32_t j = 0; j <= pos; j++) {
+            const float *vj = kv_slot(c->kv, c->kv->v, t->layer, s, j) + (size_t)kvh * hd;
+            float a = sc[j];
+            for (int e = 0; e < hd; e++) o[e] += a * vj[e];
+        }
+    }
+}
+
+/* ---- one slice of at most max_batch tokens -------------------------------------------- */
+
+static void add_bias(float *y, const bm_tensor *b, int32_t n, int64_t d) {
+    if (!b) return;
+    const float *bb = b->data;
+    for (int32_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) y[i * d + j] += bb[j];
+}
+
+static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, float *logits,
+                          int32_t *n_logits) {
+    const bm_model *m = c->m;
+    const bm_hparams *h = &m->hp;
+    const int64_t E = h->n_embd, hd = h->head_dim, qd = (int64_t)h->n_head * hd,
+                  kvd = (int64_t)h->n_head_kv * hd;
+    bm_rope_params rp = {.n_rot = h->n_rot,
+                         .base = h->rope_theta,
+                         .freq_scale = 1.0f / h->rope_factor,
+                         .ext_factor = h->rope_scaling == BM_ROPE_SCALING_YARN ? 1.0f : 0.0f,
+                         .attn_factor = h->yarn_attn_factor,
+                         .beta_fast = h->yarn_beta_fast,
+                         .beta_slow = h->yarn_beta_slow,
+                         .n_ctx_orig = h->rope_ctx_orig,
+                         .freq_factors = m->rope_freqs};
+    if (h->rope_scaling != BM_ROPE_SCALING_YARN) rp.attn_factor = 1.0f;
+
+    for (int32_t i = 0; i < n; i++) {
+        bm_tensor_get_row(m->tok_embd, b->tokens[off + i], c->x + i * E);
+        bm_rope_cache_ref(&rp, b->pos[off + i], c->cs + (size_t)i * h->n_rot);
+    }
+    for (int li = 0; li < h->n_layer; li++) {
+        const bm_layer *l = &m->layers[li];
+        const float *an = l->attn_norm->data;
+        for (int32_t i = 0; i < n; i++) bm_k_rmsnorm_ref(c->x + i * E, an, c->hb + i * E, E, h->norm_eps);
+        bm_matmul(c->pool, l->wq, c->hb, n, c->q, c->mm_scratch);
+        bm_matmul(c->pool, l->wk, c->hb, n, c->k, c->mm_scratch);
+        bm_matmul(c->pool, l->wv, c->hb, n, c->v, c->mm_scratch);
+        add_bias(c->q, l->bq, n, qd);
+        add_bias(c->k, l->bk, n, kvd);
+        add_bias(c->v, l->bv, n, kvd);
+        for (int32_t i = 0; i < n; i++) {
+            const float *cs = c->cs + (size_t)i * h->n_rot;
+            for (int hh = 0; hh < h->n_head; hh++) {
+                float *qh = c->q + i * qd + hh * hd;
+                if (l->q_norm) bm_k_rmsnorm_ref(qh, l->q_norm->data, qh, hd, h->norm_eps);
+                bm_k_rope_ref(qh, h->n_rot, h->rope_neox, cs);
+            }
+            for (int hh = 0; hh < h->n_head_kv; hh++) {
+                float *kh = c->k + i * kvd + hh * hd;
+                if (l->k_norm) bm_k_rmsnorm_ref(kh, l->k_norm->data, kh, hd, h->norm_eps);
+                bm_k_rope_ref(kh, h->n_rot, h->rope_neox, cs);
+            }
+            const bm_seq *s = b->seq[off + i];
+            int32_t pos = b->pos[off + i];
+            memcpy(kv_slot(c->kv, c->kv->k, li, s, pos), c->k + i * kvd, (size_t)kvd * 4);
+            memcpy(kv_slot(c->kv, c->kv->v, li, s, pos), c->v + i * kvd, (size_t)kvd * 4);
+        }
+        att_task at = {c, b, off, n, li};
+        bm_pool_run(c->pool, att_run, &at, c->n_threads);
+        bm_matmul(c->pool, l->wo, c->att, n, c->hb, c->mm_scratch);
+        for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
+
+        const float *fn = l->ffn_norm->data;
+        for (int32_t i = 0; i < n; i++) bm_k_rmsnorm_ref(c->x + i * E, fn, c->hb + i * E, E, h->norm_eps);
+        bm_matmul(c->pool, l->w_gate, c->hb, n, c->gate, c->mm_scratch);
+        bm_matmul(c->pool, l->w_up, c->hb, n, c->up, c->mm_scratch);
+        bm_k_swiglu_ref(c->gate, c->up, c->gate, (int64_t)n * h->n_ff);
+        bm_matmul(c->pool, l->w_down, c->gate, n, c->hb, c->mm_scratch);
+        for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
+    }
+    /* final norm and head for the tokens that want logits, compacted */
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (b->logits && !b->logits[off + i]) continue;
+        bm_k_rmsnorm_ref(c->x + i * E, m->out_norm->data, c->hb + (int64_t)k * E, E, h->norm_eps);
+        if (b->hidden)
+            memcpy(b->hidden + ((size_t)*n_logits + (size_t)k) * (size_t)E, c->hb + (int64_t)k * E,
+                   (size_t)E * sizeof(float));
+        k++;
+    }
+    if (k > 0 && logits) bm_matmul(c->pool, m->output, c->hb, k, logits + (size_t)*n_logits * h->n_vocab,
+                         c->mm_scratch);
+    *n_logits += k;
+}
+
+bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *err) {
+    const bm_hparams *h = &c->m->hp;
+    if (b->n_tok <= 0) return bm_err_set(err, BM_EINVAL, "forward: empty batch");
+    if (!logits && !b->hidden) return bm_err_set(err, BM_EINVAL, "forward: no output requested");
+    /* validate everything before touching the cache */
+    for (int32_t i = 0; i < b->n_tok; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= h->n_vocab)
+            return bm_err_set(err, BM_EINVAL, "forward: token id %d is outside the vocabulary "
+                              "[0, %d)", b->tokens[i], h->n_vocab);
+        int32_t before = 0;
+        for (int32_t j = 0; j < i; j++) before += b->seq[j] == b->seq[i];
+        int32_t want = b->seq[i]->n_pos + before;
+        if (b->pos[i] != want)
+            return bm_err_set(err, BM_EINVAL, "forward: token %d has position %d, its sequence "
+                              "continues at %d", i, b->pos[i], want);
+        if (b->pos[i] >= c->n_ctx)
+            return bm_err_set(err, BM_ERANGE, "context full: position %d, the context holds %d "
+                              "tokens", b->pos[i], c->n_ctx);
+    }
+    for (int32_t i = 0; i < b->n_tok; i++) {
+        bm_status st = bm_seq_reserve(b->seq[i], c->kv, b->pos[i] + 1, err);
+        if (st) return st;
+    }
+    int32_t n_logits = 0;
+    for (int32_t off = 0; off < b->n_tok; off += c->max_batch) {
+        int32_t n = b->n_tok - off < c->max_batch ? b->n_tok - off : c->max_batch;
+        forward_slice(c, b, off, n, logits, &n_logits);
+    }
+    for (int32_t i = 0; i < b->n_tok; i++)
+        if (b->pos[i] + 1 > b->seq[i]->n_pos) b->seq[i]->n_pos = b->pos[i] + 1;
+    return BM_OK;
+}
+
+bm_status bm_model_eval(bm_ctx *c, bm_seq *s, const int32_t *tokens, int32_t n, bool all,
+                        float *logits, bm_err *err) {
+    if (n <= 0) return bm_err_set(err, BM_EINVAL, "eval: no tokens");
+    if ((int64_t)s->n_pos + n > c->n_ctx)
+        return bm_err_set(err, BM_ERANGE, "context full: %d tokens after %d would exceed the "
+                          "context of %d", n, s->n_pos, c->n_ctx);
+    for (int32_t off = 0; off < n; off += c->max_batch) {
+        int32_t k = n - off < c->max_batch ? n - off : c->max_batch;
+        for (int32_t i = 0; i < k; i++) {
+            c->b_pos[i] = s->n_pos + i;
+            c->b_seq[i] = s;
+            c->b_want[i] = all || off + i == n - 1;
+        }
+        bm_batch b = {k, tokens + off, c->b_pos, c->b_seq, c->b_want, NULL};
+        float *dst = all ? logits + (size_t)off * c->m->hp.n_vocab : logits;
+        bm_status st = bm_model_forward(c, &b, dst, err);
+        if (st) return st;
+    }
+    return BM_OK;
+}
