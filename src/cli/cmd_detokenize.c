@@ -21,7 +21,6 @@ int cli_tok_open(const char *cmd, const char *model, const char *tokj, bm_tok **
         if (bm_tok_load_hf(tokj, t, &err) != BM_OK) return cli_fail(cmd, &err);
         return 0;
     }
-#ifdef BAIMO_HAVE_GGUF_TOK
     bm_gguf *gg = NULL;
     if (bm_gguf_open(model, &gg, &err) != BM_OK) return cli_fail(cmd, &err);
     if (bm_tok_load_gguf(gg, t, &err) != BM_OK) {
@@ -30,16 +29,11 @@ int cli_tok_open(const char *cmd, const char *model, const char *tokj, bm_tok **
     }
     *g = gg;
     return 0;
-#else
-    return cli_failf(cmd, "%s: GGUF tokenizers are not available in this build", model);
-#endif
 }
 
 void cli_tok_close(bm_tok *t, void *g) {
     bm_tok_free(t);
-#ifdef BAIMO_HAVE_GGUF_TOK
     bm_gguf_close(g);
-#endif
 }
 
 static int batch(const char *model, const char *tokj, const char *file, const char *sep,
