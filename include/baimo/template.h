@@ -13,7 +13,8 @@ extern "C" {
 
 typedef struct bm_tmpl bm_tmpl;
 
-/* Parses source[0..len). A syntax error gives BM_EFORMAT with "template:LINE: ...". */
+/* Parses source[0..len). A syntax error gives BM_EFORMAT with "template:LINE:COL: ...".
+ * Returns owned; free with bm_tmpl_free(). A parsed template may be rendered concurrently. */
 bm_status bm_tmpl_parse(const char *source, size_t len, bm_tmpl **out, bm_err *err);
 void bm_tmpl_free(bm_tmpl *t);
 /* Renders with the context given as JSON text. *out is malloc'd NUL-terminated (free()).

@@ -22,7 +22,7 @@ static int unwrap_config(char **src, size_t *n) {
     while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
     if (*p != '{') return 0;
     json_error_t je;
-    json_t *j = json_loadb(*src, *n, 0, &je);
+    json_t *j = json_loadb(*src, *n, JSON_DECODE_INT_AS_REAL, &je);
     if (!j) return 0; /* not JSON: a template that starts with '{' */
     json_t *ct = json_object_get(j, "chat_template");
     const char *text = NULL;

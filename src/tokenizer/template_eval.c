@@ -474,20 +474,25 @@ static int exec_set(interp *in, const node *x, env *e) {
     return assign(in, t, v, e, "");
 }
 
-static tv loop_obj(interp *in, tarr *items, size_t i) {
-    tmap *m = tmap_new(in->pool, 9);
-    if (!m) return tv_undef();
+/* loop.* for item i: the keys array is shared by all iterations (objects are immutable). */
+static tv loop_obj(interp *in, tstr **keys, tarr *items, size_t i) {
+    tmap *m = tmap_new(in->pool, 0);
+    tv *v = tm_alloc(in->pool, 9 * sizeof *v);
+    if (!m || !v) return tv_undef();
     size_t n = items->n;
-    bool ok = tmap_set(in->pool, m, "index", 5, tv_int((double)i + 1)) &&
-              tmap_set(in->pool, m, "index0", 6, tv_int((double)i)) &&
-              tmap_set(in->pool, m, "revindex", 8, tv_int((double)(n - i))) &&
-              tmap_set(in->pool, m, "revindex0", 9, tv_int((double)(n - i - 1))) &&
-              tmap_set(in->pool, m, "first", 5, tv_bool(i == 0)) &&
-              tmap_set(in->pool, m, "last", 4, tv_bool(i == n - 1)) &&
-              tmap_set(in->pool, m, "length", 6, tv_int((double)n)) &&
-              tmap_set(in->pool, m, "previtem", 8, i > 0 ? items->v[i - 1] : tv_undef()) &&
-              tmap_set(in->pool, m, "nextitem", 8, i + 1 < n ? items->v[i + 1] : tv_undef());
-    return ok ? (tv){.k = TV_OBJECT, .u.m = m} : tv_undef();
+    v[0] = tv_int((double)i + 1);
+    v[1] = tv_int((double)i);
+    v[2] = tv_int((double)(n - i));
+    v[3] = tv_int((double)(n - i - 1));
+    v[4] = tv_bool(i == 0);
+    v[5] = tv_bool(i == n - 1);
+    v[6] = tv_int((double)n);
+    v[7] = i > 0 ? items->v[i - 1] : tv_undef();
+    v[8] = i + 1 < n ? items->v[i + 1] : tv_undef();
+    m->keys = keys;
+    m->vals = v;
+    m->n = m->cap = 9;
+    return (tv){.k = TV_OBJECT, .u.m = m};
 }
 
 static int exec_for(interp *in, const node *x, env *e, sbuf *out) {
@@ -536,11 +541,17 @@ static int exec_for(interp *in, const node *x, env *e, sbuf *out) {
             items->v[items->n++] = cur;
         }
     }
+    static const char *const names[9] = {"index",  "index0", "revindex", "revindex0", "first",
+                                         "last",   "length", "previtem", "nextitem"};
+    tstr **keys = tm_alloc(in->pool, 9 * sizeof *keys);
+    if (!keys) return tm_oom(in, x);
+    for (int k = 0; k < 9; k++)
+        if (!(keys[k] = ts_cstr(in->pool, names[k]))) return tm_oom(in, x);
     bool none = true;
     for (size_t i = 0; i < items->n; i++) {
         if (++in->iterations > TM_MAX_ITERATIONS)
             return tm_fail(in, x, "loop iterations exceed the limit of %u", TM_MAX_ITERATIONS);
-        tv loop = loop_obj(in, items, i);
+        tv loop = loop_obj(in, keys, items, i);
         if (loop.k == TV_UNDEF || !env_set(in, scope, "loop", 4, loop)) return tm_oom(in, x);
         if ((rc = assign(in, lv, items->v[i], scope, ""))) return rc;
         size_t mark = out->n;

@@ -20,7 +20,7 @@
 #define TM_MAX_MEMORY (512u << 20)     /* all values of one render */
 #define TM_MAX_PARSE_DEPTH 200         /* nesting of expressions and blocks */
 #define TM_MAX_CALL_DEPTH 100          /* macro recursion */
-#define TM_MAX_ITERATIONS 2000000      /* loop iterations over a whole render */
+#define TM_MAX_ITERATIONS 1000000      /* loop iterations over a whole render */
 #define TM_MAX_RANGE 1000000           /* elements of range() */
 
 /* ---- memory pool: bump allocation, freed all at once ---------------------------------- */
