@@ -313,7 +313,7 @@ static bm_status load(bm_tok *t, json_t *root, const char *path, bm_err *err) {
     if (n == 0) return bm_err_set(err, BM_EFORMAT, "tokenizer.json: empty vocabulary");
     const char **texts = calloc((size_t)n, sizeof *texts);
     size_t *lens = calloc((size_t)n, sizeof *lens);
-    char *holes = calloc((size_t)n, 32);
+    char *holes = calloc((size_t)n, 40);
     if (!texts || !lens || !holes) {
         free(texts);
         free(lens);
@@ -334,15 +334,15 @@ static bm_status load(bm_tok *t, json_t *root, const char *path, bm_err *err) {
     int64_t n_holes = 0;
     for (int64_t j = 0; j < n; j++)
         if (!texts[j]) {
-            char *h = holes + 32 * j;
-            snprintf(h, 32, "<baimo_unused_%lld>", (long long)j);
+            char *h = holes + 40 * j;
+            snprintf(h, 40, "<baimo_unused_%lld>", (long long)j);
             texts[j] = h;
             lens[j] = strlen(h);
             n_holes++;
         }
     bm_status st = tok_set_vocab(t, (int32_t)n, texts, lens, err);
     for (int64_t j = 0; j < n && !st; j++)
-        if (texts[j] == holes + 32 * j) t->ttype[j] = TT_UNUSED;
+        if (texts[j] == holes + 40 * j) t->ttype[j] = TT_UNUSED;
     free(texts);
     free(lens);
     free(holes);
