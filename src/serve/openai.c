@@ -186,6 +186,30 @@ enum MHD_Result srv_openai_completions(srv_req *r) {
     return srv_send_json(r, 200, resp);
 }
 
+/* float32 little-endian bytes in base64 (what the openai clients ask for by default) */
+static json_t *base64_f32(const float *v, int32_t n) {
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nb = (size_t)n * 4, i = 0, o = 0;
+    const uint8_t *b = (const uint8_t *)v;
+    char *s = malloc((nb + 2) / 3 * 4 + 1);
+    if (!s) return json_null();
+    for (; i + 2 < nb; i += 3) {
+        uint32_t x = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+        s[o++] = A[x >> 18], s[o++] = A[(x >> 12) & 63], s[o++] = A[(x >> 6) & 63],
+        s[o++] = A[x & 63];
+    }
+    if (i < nb) {
+        uint32_t x = (uint32_t)b[i] << 16 | (i + 1 < nb ? (uint32_t)b[i + 1] << 8 : 0);
+        s[o++] = A[x >> 18], s[o++] = A[(x >> 12) & 63];
+        s[o++] = i + 1 < nb ? A[(x >> 6) & 63] : '=';
+        s[o++] = '=';
+    }
+    s[o] = 0;
+    json_t *j = json_string(s);
+    free(s);
+    return j;
+}
+
 enum MHD_Result srv_openai_embeddings(srv_req *r) {
     srv_error e;
     json_t *body = srv_body_json(r, &e);
@@ -207,9 +231,10 @@ enum MHD_Result srv_openai_embeddings(srv_req *r) {
     }
     bool ok = true;
     const char *ef = json_string_value(json_object_get(body, "encoding_format"));
-    if (ef && strcmp(ef, "float"))
-        ok = srv_fail(&e, 400, "encoding_format", "encoding_format '%s' is not supported; use "
-                      "\"float\"", ef);
+    bool b64 = ef && !strcmp(ef, "base64");
+    if (ef && strcmp(ef, "float") && !b64)
+        ok = srv_fail(&e, 400, "encoding_format", "encoding_format '%s' is not one of float, "
+                      "base64", ef);
     if (ok && (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 256))
         ok = srv_fail(&e, 400, "input", "input must be a string, an array of 1..256 strings or "
                       "token-id arrays");
@@ -242,8 +267,9 @@ enum MHD_Result srv_openai_embeddings(srv_req *r) {
         }
         if (ok) {
             n_tok += (long long)ids.n;
-            json_t *emb = json_array();
-            for (int32_t k = 0; k < n_embd; k++) json_array_append_new(emb, json_real(vec[k]));
+            json_t *emb = b64 ? base64_f32(vec, n_embd) : json_array();
+            for (int32_t k = 0; !b64 && k < n_embd; k++)
+                json_array_append_new(emb, json_real(vec[k]));
             json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding",
                                                   "index", (int)i, "embedding", emb));
         }
