@@ -852,7 +852,31 @@ typedef struct encst {
 } encst;
 
 static void encode_segment(const bm_tok *t, encst *st, const char *s, size_t n, ivec *ids) {
+    sbuf clean = {0};
+    if (!bm_utf8_valid((const uint8_t *)s, n)) {
+        /* The regexes need valid UTF-8: each invalid byte becomes U+FFFD (as the reference
+         * tokenizers, which only take Unicode strings, would have received it). */
+        for (size_t i = 0; i < n;) {
+            uint32_t cp;
+            int k = bm_utf8_decode((const uint8_t *)s + i, n - i, &cp);
+            if (k <= 0) {
+                sb_add(&clean, "\xef\xbf\xbd", 3);
+                i++;
+            } else {
+                sb_add(&clean, s + i, (size_t)k);
+                i += (size_t)k;
+            }
+        }
+        if (clean.oom) {
+            ids->oom = true;
+            free(clean.p);
+            return;
+        }
+        s = clean.p;
+        n = clean.n;
+    }
     normalize(t, s, n, &st->norm);
+    free(clean.p);
     if (st->norm.oom) {
         ids->oom = true;
         return;
