@@ -37,6 +37,46 @@ grep -q "val_loss" "$T/full.log" || { echo "FAIL: no validation loss printed"; e
 grep -q "<polyline" "$T/full.svg" || { echo "FAIL: no loss curve"; exit 1; }
 echo "ok    stop at 5 + resume == uninterrupted 12 steps (bitwise)"
 
+# (1b) baimo data prepare: dedup, val split, chat loss mask on assistant tokens only
+VOCAB=../shared/testdata/tokenizer/ggml-vocab-phi-3.gguf
+[ -e "$VOCAB" ] || VOCAB=../../shared/testdata/tokenizer/ggml-vocab-phi-3.gguf
+if [ ! -e "$VOCAB" ]; then
+  echo "FAIL: ../shared/testdata not found"; exit 1
+else
+  "$PY" - "$T" <<'PYEOF'
+import json, sys
+T = sys.argv[1]
+with open(T + '/docs.jsonl', 'w') as f:
+    for i in range(40):
+        f.write(json.dumps({'text': f'Document {i}: the quick brown fox {i * i}.'}) + '\n')
+    f.write(json.dumps({'text': 'document 3:   THE quick brown fox 9.'}) + '\n')  # duplicate
+with open(T + '/chat.jsonl', 'w') as f:
+    for i in range(20):
+        f.write(json.dumps({'messages': [{'role': 'user', 'content': f'Add {i} and {i}'},
+                                         {'role': 'assistant', 'content': f'Sum {2 * i}'}]}) + '\n')
+PYEOF
+  out=$("$BAIMO" data prepare -f "$T/docs.jsonl" --tokenizer "$VOCAB" -o "$T/dp" --val-frac 0.2)
+  echo "$out" | grep -q "41 documents, 1 duplicates dropped" || { echo "FAIL: $out"; exit 1; }
+  [ -s "$T/dp/val_000.bin" ] || { echo "FAIL: no validation shard"; exit 1; }
+  "$BAIMO" data prepare --chat "$T/chat.jsonl" --tokenizer "$VOCAB" -o "$T/dc" --val-frac 0 >/dev/null
+  "$PY" - "$T/dc" "$BAIMO" "$VOCAB" <<'PYEOF'
+import subprocess, sys
+import numpy as np
+d, baimo, vocab = sys.argv[1:]
+t = np.fromfile(d + '/train_000.bin', dtype='<u4', offset=32)
+m = np.fromfile(d + '/train_000.mask', dtype='u1', offset=16)
+assert len(t) == len(m) and 0 < m.sum() < len(m)
+def text(ids):
+    return subprocess.run([baimo, 'detokenize', '-m', vocab, '--ids', ','.join(map(str, ids))],
+                          capture_output=True, text=True, check=True).stdout
+on, off = text(t[m == 1]), text(t[m == 0])
+assert all(f'Sum {2 * i}' in on for i in range(20)), on[:200]
+assert 'Add' not in on and 'Sum' not in off, (on[:200], off[:200])
+print('ok    chat mask covers exactly the assistant turns')
+PYEOF
+  echo "ok    data prepare: dedup + validation split + chat mask"
+fi
+
 # (2) two ranks x batch 2 == one rank x batch 4
 if ! command -v mpirun >/dev/null; then
   echo "SKIP  MPI data parallelism: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"
