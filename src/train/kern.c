@@ -5,8 +5,16 @@
  * use 4-wide vectors (GCC/Clang vector extensions, SSE baseline) (baseline ISA, no -march). */
 #include "train/train_int.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
+
+/* OpenBLAS runs single-threaded inside our pool's tasks: baimo owns the threads, and each
+ * task's slice of the output is computed by one sgemm call whose summation order does not
+ * depend on how the other slices are split. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_init(void) { openblas_set_num_threads(1); }
 
 typedef float v4 __attribute__((vector_size(16)));
 
@@ -49,80 +57,66 @@ typedef struct mm_task {
     bool acc;
 } mm_task;
 
-enum { TILE_T = 4 };
 
-/* forward: threads own ranges of output columns; a block of 64 tokens reuses each weight row
- * from cache */
+/* forward y = x W^T + b: threads own ranges of output columns, one sgemm per range */
 static void mm_fwd_run(void *ctx, int ith, int nth) {
     const mm_task *t = ctx;
     int64_t lo, hi;
     bm_split_range(t->out, ith, nth, &lo, &hi);
-    for (int64_t t0 = 0; t0 < t->N; t0 += 64) {
-        int64_t t1 = t0 + 64 < t->N ? t0 + 64 : t->N;
-        for (int64_t o = lo; o < hi; o++) {
-            const float *w = t->W + o * t->in;
-            float bias = t->b ? t->b[o] : 0.0f;
-            for (int64_t r = t0; r < t1; r++) t->y[r * t->out + o] = dot(t->x + r * t->in, w, t->in) + bias;
-        }
-    }
+    if (lo >= hi || t->N == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)t->N, (int)(hi - lo), (int)t->in,
+                1.0f, t->x, (int)t->in, t->W + lo * t->in, (int)t->in, 0.0f, t->y + lo,
+                (int)t->out);
+    if (t->b)
+        for (int64_t r = 0; r < t->N; r++)
+            for (int64_t o = lo; o < hi; o++) t->y[r * t->out + o] += t->b[o];
 }
 
 void tk_mm_fwd(bm_pool *p, const float *x, const float *W, const float *b, int64_t N,
                int64_t in, int64_t out, float *y) {
+    pthread_once(&blas_once, blas_init);
     mm_task t = {.x = x, .W = W, .b = b, .y = y, .N = N, .in = in, .out = out};
     bm_pool_run(p, mm_fwd_run, &t, p ? bm_pool_n_threads(p) : 1);
 }
 
-/* input gradient: threads own token rows; a block of TILE_T rows shares each weight row */
+/* input gradient dx (+)= dy W: threads own ranges of token rows, one sgemm per range */
 static void mm_bwd_x_run(void *ctx, int ith, int nth) {
     const mm_task *t = ctx;
     int64_t lo, hi;
     bm_split_range(t->N, ith, nth, &lo, &hi);
-    for (int64_t r0 = lo; r0 < hi; r0 += TILE_T) {
-        int64_t r1 = r0 + TILE_T < hi ? r0 + TILE_T : hi;
-        if (!t->acc)
-            for (int64_t r = r0; r < r1; r++) memset(t->dx + r * t->in, 0, (size_t)t->in * 4);
-        for (int64_t o = 0; o < t->out; o++) {
-            const float *w = t->W + o * t->in;
-            for (int64_t r = r0; r < r1; r++) {
-                float g = t->dy[r * t->out + o];
-                if (g != 0.0f) axpy(t->dx + r * t->in, g, w, t->in);
-            }
-        }
-    }
+    if (lo >= hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), (int)t->in, (int)t->out,
+                1.0f, t->dy + lo * t->out, (int)t->out, t->W, (int)t->in, t->acc ? 1.0f : 0.0f,
+                t->dx + lo * t->in, (int)t->in);
 }
 
 void tk_mm_bwd_x(bm_pool *p, const float *dy, const float *W, int64_t N, int64_t in,
                  int64_t out, float *dx, bool acc) {
+    pthread_once(&blas_once, blas_init);
     mm_task t = {.dy = dy, .W = W, .dx = dx, .N = N, .in = in, .out = out, .acc = acc};
     bm_pool_run(p, mm_bwd_x_run, &t, p ? bm_pool_n_threads(p) : 1);
 }
 
-/* weight gradient: threads own weight rows; each row sums over tokens in order */
+/* weight gradient dW += dy^T x (and db += column sums of dy): threads own weight rows */
 static void mm_bwd_w_run(void *ctx, int ith, int nth) {
     const mm_task *t = ctx;
     int64_t lo, hi;
     bm_split_range(t->out, ith, nth, &lo, &hi);
-    for (int64_t o0 = lo; o0 < hi; o0 += TILE_T) {
-        int64_t o1 = o0 + TILE_T < hi ? o0 + TILE_T : hi;
-        for (int64_t r = 0; r < t->N; r++) {
-            const float *x = t->x + r * t->in;
-            for (int64_t o = o0; o < o1; o++) {
-                float g = t->dy[r * t->out + o];
-                if (g != 0.0f) axpy(t->dW + o * t->in, g, x, t->in);
-            }
+    if (lo >= hi || t->N == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), (int)t->in, (int)t->N,
+                1.0f, t->dy + lo, (int)t->out, t->x, (int)t->in, 1.0f, t->dW + lo * t->in,
+                (int)t->in);
+    if (t->db)
+        for (int64_t o = lo; o < hi; o++) {
+            float s = 0;
+            for (int64_t r = 0; r < t->N; r++) s += t->dy[r * t->out + o];
+            t->db[o] += s;
         }
-        if (t->db)
-            for (int64_t o = o0; o < o1; o++) {
-                float s = 0;
-                for (int64_t r = 0; r < t->N; r++) s += t->dy[r * t->out + o];
-                t->db[o] += s;
-            }
-    }
 }
 
 void tk_mm_bwd_w(bm_pool *p, const float *dy, const float *x, int64_t N, int64_t in,
                  int64_t out, float *dW, float *db) {
+    pthread_once(&blas_once, blas_init);
     mm_task t = {.dy = dy, .x = x, .dW = dW, .db = db, .N = N, .in = in, .out = out};
     bm_pool_run(p, mm_bwd_w_run, &t, p ? bm_pool_n_threads(p) : 1);
 }
