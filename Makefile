@@ -34,6 +34,8 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+REF_SRC := $(wildcard tests/ref/*.c)
+REF_BIN := $(REF_SRC:tests/ref/%.c=$(BUILD)/ref/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
@@ -78,6 +80,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL) $$(pkg-config --libs criterion)
 
+# C helpers that reference tests (tests/ref/*.py) drive baimo through.
+$(BUILD)/ref/%: tests/ref/%.c $(BUILD)/libbaimo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
@@ -91,7 +98,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) | $(BUILD)/gen/cmds.h $(BUILD)/gen/we
 
 bench: $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
-tests-bin: $(TEST_BIN) $(BENCH_BIN)
+tests-bin: $(TEST_BIN) $(BENCH_BIN) $(REF_BIN)
 
 deps:
 	@bash scripts/deps.sh build

@@ -100,6 +100,7 @@ typedef struct bm_seq {
     int32_t *blocks;     /* [cap_blocks] block ids */
     int32_t n_blocks, cap_blocks;
     int32_t n_pos;       /* positions [0, n_pos) hold valid K/V */
+    int32_t max_pos;     /* the sequence may not grow past this */
 } bm_seq;
 
 /* Allocates a cache of n_blocks blocks. Returns owned; free with bm_kv_free(). */
