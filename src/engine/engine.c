@@ -392,8 +392,6 @@ static bool step(bm_engine *e) {
     }
     pthread_mutex_lock(&e->mu);
     e->st.n_steps++;
-    e->st.n_gen_tokens += e->n_gen_local;
-    e->n_gen_local = 0;
     pthread_mutex_unlock(&e->mu);
     return true;
 }

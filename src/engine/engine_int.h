@@ -92,7 +92,6 @@ struct bm_engine {
     int32_t top_ids[64];
     float top_lps[64];
     bm_top_logprob top[64];
-    uint64_t n_gen_local;     /* generated tokens not yet added to st */
 };
 
 /* output.c: one sampled token for r (from the logits row); may finish r. Returns true when r

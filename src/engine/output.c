@@ -200,7 +200,9 @@ bool engine_emit_token(bm_engine *e, req *r, const float *logits) {
         BM_ASSERT(bm_gstate_feed(&r->gs, e->tb + a, b - a));
     }
     r->n_gen++;
-    e->n_gen_local++;
+    pthread_mutex_lock(&e->mu);
+    e->st.n_gen_tokens++;
+    pthread_mutex_unlock(&e->mu);
     r->toks[r->n_toks++] = id;
     char piece[256];
     size_t k = bm_detok_push(&r->dt, id, piece, sizeof piece);
