@@ -16,10 +16,16 @@ BUILD := build
 OPT := -O2 -g
 endif
 
+# Open MPI is optional: with it, src/train/mpi_dp.c gives `mpirun baimo train` data parallelism.
+ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo y),y)
+PKGS += ompi-c
+MPI_DEF := -DBM_HAVE_MPI
+endif
+
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL = -std=c11 $(OPT) -Wall -Wextra -Wno-unused-parameter -Wshadow -fPIC \
-  -D_GNU_SOURCE -pthread -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
+  -D_GNU_SOURCE -pthread -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) $(MPI_DEF) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
 
 # Library sources: every src/<layer>/ except the CLI. ISA-specific files carry their flags by

@@ -89,3 +89,21 @@ void bm_seq_truncate(bm_seq *s, bm_kv *kv, int32_t n_pos) {
     while (s->n_blocks > keep) release(kv, s->blocks[--s->n_blocks]);
     s->n_pos = n_pos;
 }
+
+void bm_kv_block_retain(bm_kv *kv, int32_t b) { kv->refcount[b]++; }
+
+void bm_kv_block_release(bm_kv *kv, int32_t b) { release(kv, b); }
+
+bm_status bm_seq_share(bm_seq *s, bm_kv *kv, const int32_t *blocks, int32_t n, bm_err *err) {
+    if (s->n_blocks != 0 || n < 0 || n > s->cap_blocks)
+        return bm_err_set(err, BM_EINVAL, "kv: cannot map %d shared blocks into a sequence of "
+                          "%d blocks holding %d", n, s->cap_blocks, s->n_blocks);
+    for (int32_t i = 0; i < n; i++) {
+        BM_ASSERT(blocks[i] >= 0 && blocks[i] < kv->n_blocks && kv->refcount[blocks[i]] > 0);
+        kv->refcount[blocks[i]]++;
+        s->blocks[i] = blocks[i];
+    }
+    s->n_blocks = n;
+    s->n_pos = n * BM_KV_BLOCK;
+    return BM_OK;
+}

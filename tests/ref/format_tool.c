@@ -229,7 +229,9 @@ static int gguf_dump(const char *path) {
         for (int d = 0; d < t->n_dims; d++) json_array_append_new(ne, json_integer(t->ne[d]));
         json_object_set_new(o, "ne", ne);
         json_object_set_new(o, "offset", json_integer((json_int_t)t->offset));
-        json_object_set_new(o, "hex", json_string_nocheck(hex(t->data, t->n_bytes)));
+        char *hx = hex(t->data, t->n_bytes);
+        json_object_set_new(o, "hex", json_string_nocheck(hx));
+        free(hx);
         json_array_append_new(ts, o);
     }
     json_object_set_new(root, "kv", kvs);
@@ -256,7 +258,9 @@ static int st_dump(const char *path) {
         json_object_set_new(o, "type", json_string(bm_dtype_name(t->type)));
         for (int d = 0; d < t->n_dims; d++) json_array_append_new(ne, json_integer(t->ne[d]));
         json_object_set_new(o, "ne", ne);
-        json_object_set_new(o, "hex", json_string_nocheck(hex(t->data, t->n_bytes)));
+        char *hx = hex(t->data, t->n_bytes);
+        json_object_set_new(o, "hex", json_string_nocheck(hx));
+        free(hx);
         json_array_append_new(ts, o);
     }
     json_dumpf(ts, stdout, JSON_INDENT(1));
