@@ -172,7 +172,9 @@ enum MHD_Result srv_send_error(srv_req *r, const srv_error *e) {
     json_t *err = json_pack("{s:s,s:s}", "message", e->msg, "type", e->type);
     json_object_set_new(err, "param", e->param[0] ? json_string(e->param) : json_null());
     json_object_set_new(err, "code", e->code[0] ? json_string(e->code) : json_null());
-    char *s = json_dumps(json_pack("{s:o}", "error", err), JSON_COMPACT);
+    json_t *wrap = json_pack("{s:o}", "error", err);
+    char *s = json_dumps(wrap, JSON_COMPACT);
+    json_decref(wrap);
     if (!s) return MHD_NO;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
