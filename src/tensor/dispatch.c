@@ -1,0 +1,95 @@
+/* Kernel table: filled once (pthread_once) from the CPU's features. Levels: ref (scalar C),
+ * avx2 (AVX2+FMA+F16C), vnni (adds AVX-512F/BW/VL + VNNI for the int8 dot products).
+ * BM_KERNELS=ref|avx2|vnni caps the level (an unknown or unsupported value falls back to the
+ * best the CPU has, capped by what was asked). Built with BM_NO_SIMD only ref exists. */
+#include "tensor/kernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "vnni"};
+
+static bm_kernels tables[BM_LVL_COUNT];
+static int max_level;
+static const bm_kernels *current;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static int cpu_level(void) {
+#if !defined(BM_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+          __builtin_cpu_supports("f16c")))
+        return BM_LVL_REF;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        return BM_LVL_VNNI;
+    return BM_LVL_AVX2;
+#else
+    return BM_LVL_REF;
+#endif
+}
+
+static void fill(bm_kernels *k, int lvl) {
+    memset(k, 0, sizeof *k);
+    k->name = level_names[lvl];
+    k->level = lvl;
+    k->act_q8 = bm_act_q8_ref;
+#ifndef BM_NO_SIMD
+    if (lvl >= BM_LVL_AVX2) {
+        k->act_q8 = bm_act_q8_avx2;
+        k->mm[BM_F32] = bm_mm_f32_avx2;
+        k->mm[BM_F16] = bm_mm_f16_avx2;
+        k->mm[BM_BF16] = bm_mm_bf16_avx2;
+        k->mm[BM_Q8_0] = bm_mm_q8_0_avx2;
+        k->mm[BM_Q4_0] = bm_mm_q4_0_avx2;
+        k->mm[BM_Q5_0] = bm_mm_q5_0_avx2;
+        k->act[BM_Q8_0] = k->act[BM_Q4_0] = k->act[BM_Q5_0] = BM_ACT_Q8;
+    }
+    if (lvl >= BM_LVL_VNNI) {
+        k->act_u8 = true;
+        k->mm[BM_Q8_0] = bm_mm_q8_0_vnni;
+        k->mm[BM_Q4_0] = bm_mm_q4_0_vnni;
+        k->mm[BM_Q5_0] = bm_mm_q5_0_vnni;
+    }
+#endif
+}
+
+static void init(void) {
+    max_level = cpu_level();
+    for (int l = 0; l <= max_level; l++) fill(&tables[l], l);
+    int lvl = max_level;
+    const char *env = getenv("BM_KERNELS");
+    if (env && *env)
+        for (int l = 0; l < BM_LVL_COUNT; l++)
+            if (!strcmp(env, level_names[l]) && l < lvl) lvl = l;
+    current = &tables[lvl];
+}
+
+const bm_kernels *bm_kernels_get(void) {
+    pthread_once(&once, init);
+    return current;
+}
+
+int bm_kernels_max_level(void) {
+    pthread_once(&once, init);
+    return max_level;
+}
+
+const bm_kernels *bm_kernels_at(int lvl) {
+    pthread_once(&once, init);
+    return lvl >= 0 && lvl <= max_level ? &tables[lvl] : NULL;
+}
+
+bool bm_kernels_set_level(int lvl) {
+    pthread_once(&once, init);
+    if (lvl < 0 || lvl > max_level) return false;
+    current = &tables[lvl];
+    return true;
+}
+
+const char *bm_kernels_level_name(int lvl) {
+    return lvl >= 0 && lvl < BM_LVL_COUNT ? level_names[lvl] : "unknown";
+}
+
+const char *bm_kernels_name(void) { return bm_kernels_get()->name; }
