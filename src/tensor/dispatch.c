@@ -93,3 +93,44 @@ const char *bm_kernels_level_name(int lvl) {
 }
 
 const char *bm_kernels_name(void) { return bm_kernels_get()->name; }
+
+typedef struct peak_task {
+    bool int8;
+    int level;
+    int64_t iters;
+    double ops[512];
+    double secs[512];
+} peak_task;
+
+static void peak_run(void *ctx, int ith, int nth) {
+    peak_task *p = ctx;
+    double t0 = bm_time_now(), ops = 0;
+#ifndef BM_NO_SIMD
+    if (p->level >= BM_LVL_VNNI && p->int8) ops = bm_probe_int8_vnni(p->iters);
+    else if (p->int8) ops = bm_probe_int8_avx2(p->iters);
+    else ops = bm_probe_fma_avx2(p->iters);
+#endif
+    p->ops[ith] = ops;
+    p->secs[ith] = bm_time_now() - t0;
+}
+
+double bm_kernels_peak_gops(bm_pool *pool, bool int8) {
+    static peak_task p; /* large; benchmarks call this from one thread */
+    const int nth = bm_pool_n_threads(pool) < 512 ? bm_pool_n_threads(pool) : 512;
+    p.int8 = int8;
+    p.level = bm_kernels_get()->level;
+    if (p.level == BM_LVL_REF) return 0;
+    p.iters = 1 << 22;
+    bm_pool_run(pool, peak_run, &p, nth); /* warm-up: clocks ramp */
+    p.iters = 1 << 24;
+    bm_pool_run(pool, peak_run, &p, nth);
+    double total = 0;
+    for (int i = 0; i < nth; i++) total += p.ops[i] / p.secs[i];
+    return total / 1e9;
+}
+
+bool bm_kernels_use(const char *name) {
+    for (int l = 0; l < BM_LVL_COUNT; l++)
+        if (name && !strcmp(name, level_names[l])) return bm_kernels_set_level(l);
+    return false;
+}

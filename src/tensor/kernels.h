@@ -80,6 +80,10 @@ void bm_mm_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */
+double bm_probe_fma_avx2(int64_t iters);
+double bm_probe_int8_avx2(int64_t iters);
+double bm_probe_int8_vnni(int64_t iters);
 #endif
 
 #endif

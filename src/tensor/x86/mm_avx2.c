@@ -170,3 +170,36 @@ INLINE float sc_bf16(const uint8_t *w, int64_t k) {
 F_KERNEL(f32, ld_f32, sc_f32)
 F_KERNEL(f16, ld_f16, sc_f16)
 F_KERNEL(bf16, ld_bf16, sc_bf16)
+
+/* ---- peak probes (benchmarks): independent chains, no memory traffic --------------------- */
+
+double bm_probe_fma_avx2(int64_t iters) {
+    __m256 a[10];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++) {
+        _Pragma("GCC unroll 10") for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]));
+    }
+    __m256 s = a[0];
+    for (int i = 1; i < 10; i++) s = _mm256_add_ps(s, a[i]);
+    volatile float sink = hsum8(s);
+    (void)sink;
+    return (double)iters * 10 * 8 * 2;
+}
+
+double bm_probe_int8_avx2(int64_t iters) {
+    __m256i a[8];
+    const __m256i u = _mm256_set1_epi8(3), v = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < 8; i++) a[i] = _mm256_set1_epi32(i);
+    for (int64_t it = 0; it < iters; it++) {
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) a[i] = _mm256_add_epi32(
+            a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), ones));
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));
+    }
+    __m256i s = a[0];
+    for (int i = 1; i < 8; i++) s = _mm256_add_epi32(s, a[i]);
+    volatile int32_t sink = hsum8i(s);
+    (void)sink;
+    return (double)iters * 8 * 32 * 2;
+}

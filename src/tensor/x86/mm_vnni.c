@@ -48,3 +48,20 @@
 Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)
 Q_KERNEL(q4_0, sizeof(bm_block_q4_0), w_q4_0)
 Q_KERNEL(q5_0, sizeof(bm_block_q5_0), w_q5_0)
+
+/* Peak probe (benchmarks): independent vpdpbusd chains; returns int8 ops (2 per multiply-add). */
+double bm_probe_int8_vnni(int64_t iters) {
+    __m256i a[10];
+    const __m256i u = _mm256_set1_epi8(3), v = _mm256_set1_epi8(-2);
+    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_epi32(i);
+    for (int64_t it = 0; it < iters; it++) {
+        _Pragma("GCC unroll 10") for (int i = 0; i < 10; i++) a[i] =
+            _mm256_dpbusd_epi32(a[i], u, v);
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]));
+    }
+    __m256i s = a[0];
+    for (int i = 1; i < 10; i++) s = _mm256_add_epi32(s, a[i]);
+    volatile int32_t sink = _mm256_extract_epi32(s, 0);
+    (void)sink;
+    return (double)iters * 10 * 32 * 2;
+}
