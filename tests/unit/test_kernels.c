@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,4 +342,26 @@ Test(kernels, forward_pass_fast_vs_ref) {
     }
     unlink(path);
     bm_kernels_set_level(lvl);
+}
+
+/* bm_matmul issues back-to-back pool runs with different task counts (token split, then row
+ * chunks); a worker leaving one run must never claim an index of the next. */
+typedef struct pool_count {
+    _Atomic long sum;
+} pool_count;
+static void count_task(void *ctx, int ith, int nth) {
+    pool_count *c = ctx;
+    atomic_fetch_add(&c->sum, (long)(ith + 1) * 1000 + nth);
+}
+
+Test(kernels, pool_runs_with_varying_task_counts) {
+    bm_pool *pool = bm_pool_new(2, NULL);
+    for (int r = 0; r < 20000; r++) {
+        pool_count c = {0};
+        const int n = (r & 1) ? 2 : 17 + (r % 5);
+        bm_pool_run(pool, count_task, &c, n);
+        cr_assert_eq(atomic_load(&c.sum), (long)n * (n + 1) / 2 * 1000 + (long)n * n,
+                     "run %d with %d tasks", r, n);
+    }
+    bm_pool_free(pool);
 }
