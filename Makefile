@@ -16,10 +16,16 @@ BUILD := build
 OPT := -O2 -g
 endif
 
+# Open MPI is optional: with it, src/train/mpi_dp.c gives `mpirun baimo train` data parallelism.
+ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo y),y)
+PKGS += ompi-c
+MPI_DEF := -DBM_HAVE_MPI
+endif
+
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL = -std=c11 $(OPT) -Wall -Wextra -Wno-unused-parameter -Wshadow -fPIC \
-  -D_GNU_SOURCE -pthread -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
+  -D_GNU_SOURCE -pthread -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) $(MPI_DEF) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
 
 # Library sources: every src/<layer>/ except the CLI. ISA-specific files carry their flags by
@@ -34,6 +40,8 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+REF_SRC := $(wildcard tests/ref/*.c)
+REF_BIN := $(REF_SRC:tests/ref/%.c=$(BUILD)/ref/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
@@ -78,6 +86,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL) $$(pkg-config --libs criterion)
 
+# C helpers that reference tests (tests/ref/*.py) drive baimo through.
 $(BUILD)/ref/%: tests/ref/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
@@ -95,7 +104,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) | $(BUILD)/gen/cmds.h $(BUILD)/gen/we
 
 bench: $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
-tests-bin: $(TEST_BIN) $(BENCH_BIN) $(BUILD)/ref/quant_tool
+tests-bin: $(TEST_BIN) $(BENCH_BIN) $(REF_BIN)
 
 deps:
 	@bash scripts/deps.sh build

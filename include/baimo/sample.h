@@ -30,6 +30,33 @@ bm_status bm_sampler_new(int32_t n_vocab, const bm_sample_params *p, bm_sampler 
 void bm_sampler_free(bm_sampler *s);
 /* Picks a token from logits[0..n_vocab) (not modified). */
 int32_t bm_sampler_sample(bm_sampler *s, const float *logits);
+/* Constrained sampling: accept(user, id) says whether a token may come next. Greedy: the
+ * most likely acceptable token (candidates checked in order of logit, so a grammar is
+ * consulted only until the first acceptable one). Sampling: the top_k (or, when top_k is off,
+ * 256) most likely tokens are filtered by accept, then temperature/min_p/top_p apply to the
+ * survivors renormalised (the window widens 8x at a time when none survives). Returns -1 when
+ * no token of the vocabulary is acceptable. */
+typedef bool (*bm_token_ok)(void *user, int32_t id);
+int32_t bm_sampler_sample_masked(bm_sampler *s, const float *logits, bm_token_ok accept,
+                                 void *user);
+
+/* Penalties, applied in place to logits[0..n_vocab):
+ * repetition (llama.cpp semantics): every distinct token of recent[0..n_recent) gets
+ *   logit / penalty when the logit is > 0, logit * penalty otherwise (penalty 1 = off);
+ * presence/frequency (OpenAI semantics) over the generated tokens gen[0..n_gen):
+ *   logit -= count * frequency + (count > 0) * presence.
+ * Uses the sampler's scratch (no allocation). */
+void bm_sampler_penalize(bm_sampler *s, float *logits, const int32_t *recent, size_t n_recent,
+                         float repeat_penalty, const int32_t *gen, size_t n_gen, float presence,
+                         float frequency);
+/* logit_bias: logits[ids[i]] += vals[i] (ids outside the vocabulary are skipped). */
+void bm_logits_add_bias(float *logits, int32_t n_vocab, const int32_t *ids, const float *vals,
+                        size_t n);
+/* Log-softmax of logits[0..n): *lp_id = log p(id), and the k most likely tokens (k <= 64) with
+ * their log-probabilities, most likely first, into top_ids/top_lps. */
+void bm_logprobs(const float *logits, int32_t n, int32_t id, float *lp_id, int32_t k,
+                 int32_t *top_ids, float *top_lps);
+
 /* Index of the largest value (first on ties). */
 int32_t bm_argmax(const float *x, int32_t n);
 

@@ -51,15 +51,18 @@ bm_status bm_file_read(const char *path, char **out, size_t *n_out, size_t max_b
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return bm_err_set(err, BM_EIO, "cannot open '%s': %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
+    size_t cap = max_bytes < 4095 ? max_bytes + 1 : 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf) {
         close(fd);
         return bm_err_set(err, BM_ENOMEM, "out of memory reading '%s'", path);
     }
     for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= max_bytes + 1) {
+        if (n + 1 >= cap) { /* buffer full: grow, or fail if past the limit */
+            if (n >= max_bytes) {
+                char probe;
+                ssize_t r = read(fd, &probe, 1);
+                if (r == 0) break;
                 free(buf);
                 close(fd);
                 return bm_err_set(err, BM_ERANGE, "'%s' is larger than the limit of %zu bytes",

@@ -58,8 +58,8 @@ int cmd_perplexity(int argc, char **argv) {
             r.n_chunks, (long long)ctx, (long long)r.n_scored, bm_time_now() - t0);
     if (r.has_kl) {
         printf("base perplexity: %.6f\n", r.base_ppl);
-        printf("kl divergence: mean %.6f, max %.6f\n", r.kl_mean, r.kl_max);
-        printf("top-1 agreement: %.4f\n", r.top1_agree);
+        printf("kl divergence: %.8g (mean, nats per token; max %.8g)\n", r.kl_mean, r.kl_max);
+        printf("top-1 agreement: %.6f\n", r.top1_agree);
     }
     printf("nll: %.6f +/- %.6f\n", r.nll, r.nll_stderr);
     printf("perplexity: %.6f\n", r.ppl);

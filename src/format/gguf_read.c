@@ -200,6 +200,9 @@ static bm_status parse_kvs(bm_gguf *g, bm_rd *r, bm_err *err) {
         if (e->key.n == 0 || e->key.n > GGUF_KEY_MAX)
             return bm_err_set(err, BM_EFORMAT, "gguf: key %lld has length %zu (must be 1..%d)",
                               (long long)i, e->key.n, GGUF_KEY_MAX);
+        if (memchr(e->key.p, 0, e->key.n))
+            return bm_err_set(err, BM_EFORMAT, "gguf: key '%.*s' contains a NUL byte",
+                              show(e->key.n), e->key.p);
         if (!bm_rd_u32(r, &e->type)) return truncated(err, r, "value type", 4);
         st = parse_value(g, r, e, err);
         if (st) return st;
@@ -245,6 +248,9 @@ static bm_status parse_tensor_info(bm_gguf *g, bm_rd *r, int64_t i, bm_err *err)
     if (t->name.n == 0 || t->name.n > BM_TENSOR_NAME_MAX - 1)
         return bm_err_set(err, BM_EFORMAT, "gguf: tensor %lld name '%.*s' has %zu bytes (must be 1..%d)",
                           (long long)i, nn, nm, t->name.n, BM_TENSOR_NAME_MAX - 1);
+    if (memchr(nm, 0, t->name.n))
+        return bm_err_set(err, BM_EFORMAT, "gguf: tensor name '%.*s' contains a NUL byte", nn,
+                          nm);
     uint32_t nd;
     if (!bm_rd_u32(r, &nd)) return truncated(err, r, "tensor n_dims", 4);
     if (nd == 0 || nd > BM_MAX_DIMS)

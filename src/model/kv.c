@@ -48,6 +48,7 @@ void bm_kv_free(bm_kv *kv) {
 bm_status bm_seq_init(bm_seq *s, int32_t max_pos, bm_err *err) {
     memset(s, 0, sizeof *s);
     if (max_pos <= 0) return bm_err_set(err, BM_EINVAL, "kv: sequence of %d positions", max_pos);
+    s->max_pos = max_pos;
     s->cap_blocks = (max_pos + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
     s->blocks = bm_calloc((size_t)s->cap_blocks, sizeof(int32_t), err);
     return s->blocks ? BM_OK : BM_ENOMEM;
@@ -67,9 +68,9 @@ void bm_seq_fini(bm_seq *s, bm_kv *kv) {
 
 bm_status bm_seq_reserve(bm_seq *s, bm_kv *kv, int32_t n_pos, bm_err *err) {
     int32_t need = (n_pos + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
-    if (need > s->cap_blocks)
+    if (n_pos > s->max_pos)
         return bm_err_set(err, BM_ERANGE, "context full: %d positions requested, the context "
-                          "holds %d", n_pos, s->cap_blocks * BM_KV_BLOCK);
+                          "holds %d", n_pos, s->max_pos);
     if (need - s->n_blocks > kv->n_free)
         return bm_err_set(err, BM_EBUSY, "kv: cache full (%d blocks free, %d needed)",
                           kv->n_free, need - s->n_blocks);
@@ -87,4 +88,22 @@ void bm_seq_truncate(bm_seq *s, bm_kv *kv, int32_t n_pos) {
     int32_t keep = (n_pos + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
     while (s->n_blocks > keep) release(kv, s->blocks[--s->n_blocks]);
     s->n_pos = n_pos;
+}
+
+void bm_kv_block_retain(bm_kv *kv, int32_t b) { kv->refcount[b]++; }
+
+void bm_kv_block_release(bm_kv *kv, int32_t b) { release(kv, b); }
+
+bm_status bm_seq_share(bm_seq *s, bm_kv *kv, const int32_t *blocks, int32_t n, bm_err *err) {
+    if (s->n_blocks != 0 || n < 0 || n > s->cap_blocks)
+        return bm_err_set(err, BM_EINVAL, "kv: cannot map %d shared blocks into a sequence of "
+                          "%d blocks holding %d", n, s->cap_blocks, s->n_blocks);
+    for (int32_t i = 0; i < n; i++) {
+        BM_ASSERT(blocks[i] >= 0 && blocks[i] < kv->n_blocks && kv->refcount[blocks[i]] > 0);
+        kv->refcount[blocks[i]]++;
+        s->blocks[i] = blocks[i];
+    }
+    s->n_blocks = n;
+    s->n_pos = n * BM_KV_BLOCK;
+    return BM_OK;
 }

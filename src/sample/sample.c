@@ -16,6 +16,7 @@ struct bm_sampler {
     bm_sample_params p;
     bm_rng rng;
     cand *c;
+    int32_t *count; /* [n_vocab], all zero between calls */
 };
 
 bm_sample_params bm_sample_defaults(void) {
@@ -43,7 +44,9 @@ bm_status bm_sampler_new(int32_t n_vocab, const bm_sample_params *p, bm_sampler 
     bm_sampler *s = bm_calloc(1, sizeof *s, err);
     if (!s) return BM_ENOMEM;
     s->c = bm_calloc((size_t)n_vocab, sizeof *s->c, err);
-    if (!s->c) {
+    s->count = s->c ? bm_calloc((size_t)n_vocab, sizeof *s->count, err) : NULL;
+    if (!s->count) {
+        free(s->c);
         free(s);
         return BM_ENOMEM;
     }
@@ -57,6 +60,7 @@ bm_status bm_sampler_new(int32_t n_vocab, const bm_sample_params *p, bm_sampler 
 void bm_sampler_free(bm_sampler *s) {
     if (!s) return;
     free(s->c);
+    free(s->count);
     free(s);
 }
 
@@ -98,15 +102,9 @@ static void top_k_sorted(cand *c, int32_t n, int32_t k) {
     qsort(c, (size_t)k, sizeof *c, cmp_desc);
 }
 
-int32_t bm_sampler_sample(bm_sampler *s, const float *logits) {
+/* Softmax, min-p, top-p and one draw over c[0..n), sorted by value, most likely first. */
+static int32_t draw(bm_sampler *s, cand *c, int32_t n) {
     const bm_sample_params *p = &s->p;
-    int32_t n = s->n_vocab;
-    if (p->temperature <= 0) return bm_argmax(logits, n);
-    cand *c = s->c;
-    for (int32_t i = 0; i < n; i++) c[i] = (cand){i, logits[i] / p->temperature};
-    int32_t k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    top_k_sorted(c, n, k);
-    n = k;
     double sum = 0;
     float mx = c[0].v;
     for (int32_t i = 0; i < n; i++) {
@@ -138,4 +136,99 @@ int32_t bm_sampler_sample(bm_sampler *s, const float *logits) {
         if (r < acc) return c[i].id;
     }
     return c[n - 1].id;
+}
+
+int32_t bm_sampler_sample(bm_sampler *s, const float *logits) {
+    const bm_sample_params *p = &s->p;
+    int32_t n = s->n_vocab;
+    if (p->temperature <= 0) return bm_argmax(logits, n);
+    cand *c = s->c;
+    for (int32_t i = 0; i < n; i++) c[i] = (cand){i, logits[i] / p->temperature};
+    int32_t k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    top_k_sorted(c, n, k);
+    return draw(s, c, k);
+}
+
+int32_t bm_sampler_sample_masked(bm_sampler *s, const float *logits, bm_token_ok accept,
+                                 void *user) {
+    const bm_sample_params *p = &s->p;
+    int32_t n = s->n_vocab;
+    bool greedy = p->temperature <= 0;
+    float inv_t = greedy ? 1.0f : 1.0f / p->temperature;
+    int32_t lim = !greedy && p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    int32_t k = greedy ? 16 : 256;
+    cand *c = s->c;
+    for (;;) {
+        if (k > lim) k = lim;
+        for (int32_t i = 0; i < n; i++) c[i] = (cand){i, logits[i] * inv_t};
+        top_k_sorted(c, n, k);
+        int32_t m = 0;
+        for (int32_t i = 0; i < k; i++) {
+            if (!accept(user, c[i].id)) continue;
+            if (greedy) return c[i].id;
+            c[m++] = c[i];
+        }
+        if (m > 0) return draw(s, c, m);
+        if (k == lim) {
+            if (lim == n) return -1;
+            lim = n; /* nothing acceptable inside top_k: widen to the whole vocabulary */
+        }
+        k = k > n / 8 ? n : k * 8;
+    }
+}
+
+void bm_sampler_penalize(bm_sampler *s, float *logits, const int32_t *recent, size_t n_recent,
+                         float repeat_penalty, const int32_t *gen, size_t n_gen, float presence,
+                         float frequency) {
+    int32_t nv = s->n_vocab, *cnt = s->count;
+    if (repeat_penalty != 1.0f && repeat_penalty > 0) {
+        for (size_t i = 0; i < n_recent; i++) {
+            int32_t t = recent[i];
+            if (t < 0 || t >= nv || cnt[t]++) continue;
+            logits[t] = logits[t] > 0 ? logits[t] / repeat_penalty : logits[t] * repeat_penalty;
+        }
+        for (size_t i = 0; i < n_recent; i++)
+            if (recent[i] >= 0 && recent[i] < nv) cnt[recent[i]] = 0;
+    }
+    if (presence != 0 || frequency != 0) {
+        for (size_t i = 0; i < n_gen; i++)
+            if (gen[i] >= 0 && gen[i] < nv) cnt[gen[i]]++;
+        for (size_t i = 0; i < n_gen; i++) {
+            int32_t t = gen[i];
+            if (t < 0 || t >= nv || !cnt[t]) continue;
+            logits[t] -= (float)cnt[t] * frequency + presence;
+            cnt[t] = 0;
+        }
+    }
+}
+
+void bm_logits_add_bias(float *logits, int32_t n_vocab, const int32_t *ids, const float *vals,
+                        size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < n_vocab) logits[ids[i]] += vals[i];
+}
+
+void bm_logprobs(const float *logits, int32_t n, int32_t id, float *lp_id, int32_t k,
+                 int32_t *top_ids, float *top_lps) {
+    float mx = logits[bm_argmax(logits, n)];
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    float lse = mx + (float)log(sum);
+    if (lp_id) *lp_id = logits[id] - lse;
+    if (k > 64) k = 64;
+    if (k > n) k = n;
+    int32_t m = 0; /* insertion into a sorted list of at most k */
+    for (int32_t i = 0; i < n && k > 0; i++) {
+        float v = logits[i];
+        if (m == k && v <= top_lps[m - 1]) continue;
+        int32_t j = m < k ? m++ : k - 1;
+        while (j > 0 && top_lps[j - 1] < v) {
+            top_lps[j] = top_lps[j - 1];
+            top_ids[j] = top_ids[j - 1];
+            j--;
+        }
+        top_lps[j] = v;
+        top_ids[j] = i;
+    }
+    for (int32_t i = 0; i < m; i++) top_lps[i] -= lse;
 }

@@ -49,7 +49,7 @@ static void sb_add(sbuf *b, const void *s, size_t n) {
         b->p = q;
         b->cap = nc;
     }
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
@@ -852,7 +852,31 @@ typedef struct encst {
 } encst;
 
 static void encode_segment(const bm_tok *t, encst *st, const char *s, size_t n, ivec *ids) {
+    sbuf clean = {0};
+    if (!bm_utf8_valid((const uint8_t *)s, n)) {
+        /* The regexes need valid UTF-8: each invalid byte becomes U+FFFD (as the reference
+         * tokenizers, which only take Unicode strings, would have received it). */
+        for (size_t i = 0; i < n;) {
+            uint32_t cp;
+            int k = bm_utf8_decode((const uint8_t *)s + i, n - i, &cp);
+            if (k <= 0) {
+                sb_add(&clean, "\xef\xbf\xbd", 3);
+                i++;
+            } else {
+                sb_add(&clean, s + i, (size_t)k);
+                i += (size_t)k;
+            }
+        }
+        if (clean.oom) {
+            ids->oom = true;
+            free(clean.p);
+            return;
+        }
+        s = clean.p;
+        n = clean.n;
+    }
     normalize(t, s, n, &st->norm);
+    free(clean.p);
     if (st->norm.oom) {
         ids->oom = true;
         return;
@@ -943,7 +967,7 @@ bm_status bm_tok_encode(const bm_tok *t, const char *text, size_t len, int flags
         return bm_err_set(err, BM_ENOMEM, "tokenizer: out of memory encoding %zu bytes", len);
     }
     *n_out = ids.n;
-    if (out) memcpy(out, ids.p, (ids.n < cap ? ids.n : cap) * sizeof(int32_t));
+    if (out && ids.n) memcpy(out, ids.p, (ids.n < cap ? ids.n : cap) * sizeof(int32_t));
     free(ids.p);
     return BM_OK;
 }

@@ -41,7 +41,7 @@ static char *quote_regex(const char *s) {
     return q;
 }
 
-static bm_status parse_normalizer(bm_tok *t, const json_t *n, bm_err *err) {
+bm_status tok_hf_parse_normalizer(bm_tok *t, const json_t *n, bm_err *err) {
     if (!n || json_is_null(n)) return BM_OK;
     const char *ty = jstr(n, "type");
     if (!ty) return bm_err_set(err, BM_EFORMAT, "tokenizer.json: normalizer without a type");
@@ -51,7 +51,7 @@ static bm_status parse_normalizer(bm_tok *t, const json_t *n, bm_err *err) {
         size_t i;
         const json_t *v;
         json_array_foreach(a, i, v) {
-            bm_status st = parse_normalizer(t, v, err);
+            bm_status st = tok_hf_parse_normalizer(t, v, err);
             if (st) return st;
         }
         return BM_OK;
@@ -106,7 +106,7 @@ static int behavior_of(const char *b) {
     return SPLIT_ISOLATED;
 }
 
-static bm_status parse_pre(bm_tok *t, const json_t *p, bm_err *err) {
+bm_status tok_hf_parse_pre(bm_tok *t, const json_t *p, bm_err *err) {
     if (!p || json_is_null(p)) return BM_OK;
     const char *ty = jstr(p, "type");
     if (!ty) return bm_err_set(err, BM_EFORMAT, "tokenizer.json: pre_tokenizer without a type");
@@ -114,7 +114,7 @@ static bm_status parse_pre(bm_tok *t, const json_t *p, bm_err *err) {
         size_t i;
         const json_t *v;
         json_array_foreach(json_object_get(p, "pretokenizers"), i, v) {
-            bm_status st = parse_pre(t, v, err);
+            bm_status st = tok_hf_parse_pre(t, v, err);
             if (st) return st;
         }
         return BM_OK;
@@ -313,7 +313,7 @@ static bm_status load(bm_tok *t, json_t *root, const char *path, bm_err *err) {
     if (n == 0) return bm_err_set(err, BM_EFORMAT, "tokenizer.json: empty vocabulary");
     const char **texts = calloc((size_t)n, sizeof *texts);
     size_t *lens = calloc((size_t)n, sizeof *lens);
-    char *holes = calloc((size_t)n, 32);
+    char *holes = calloc((size_t)n, 40);
     if (!texts || !lens || !holes) {
         free(texts);
         free(lens);
@@ -334,15 +334,15 @@ static bm_status load(bm_tok *t, json_t *root, const char *path, bm_err *err) {
     int64_t n_holes = 0;
     for (int64_t j = 0; j < n; j++)
         if (!texts[j]) {
-            char *h = holes + 32 * j;
-            snprintf(h, 32, "<baimo_unused_%lld>", (long long)j);
+            char *h = holes + 40 * j;
+            snprintf(h, 40, "<baimo_unused_%lld>", (long long)j);
             texts[j] = h;
             lens[j] = strlen(h);
             n_holes++;
         }
     bm_status st = tok_set_vocab(t, (int32_t)n, texts, lens, err);
     for (int64_t j = 0; j < n && !st; j++)
-        if (texts[j] == holes + 32 * j) t->ttype[j] = TT_UNUSED;
+        if (texts[j] == holes + 40 * j) t->ttype[j] = TT_UNUSED;
     free(texts);
     free(lens);
     free(holes);
@@ -400,8 +400,8 @@ static bm_status load(bm_tok *t, json_t *root, const char *path, bm_err *err) {
             if (l == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') t->ttype[j] = TT_BYTE;
         }
 
-    st = parse_normalizer(t, json_object_get(root, "normalizer"), err);
-    if (!st) st = parse_pre(t, json_object_get(root, "pre_tokenizer"), err);
+    st = tok_hf_parse_normalizer(t, json_object_get(root, "normalizer"), err);
+    if (!st) st = tok_hf_parse_pre(t, json_object_get(root, "pre_tokenizer"), err);
     if (st) return st;
     parse_decoder(t, json_object_get(root, "decoder"));
     parse_post(t, json_object_get(root, "post_processor"));

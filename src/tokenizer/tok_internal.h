@@ -128,6 +128,11 @@ bm_status tok_add_pre_split(bm_tok *t, const char *src, size_t n, int behavior, 
 bm_status tok_add_added(bm_tok *t, int32_t id, const char *s, size_t n, bool special,
                         bool lstrip, bool rstrip, bool single_word, bm_err *err);
 
+/* tok_hf.c: tokenizer.json subtrees (also stored in GGUF files made from a tokenizer.json). */
+struct json_t;
+bm_status tok_hf_parse_normalizer(bm_tok *t, const struct json_t *n, bm_err *err);
+bm_status tok_hf_parse_pre(bm_tok *t, const struct json_t *p, bm_err *err);
+
 /* tok_pre.c: named pre-tokenizer regex sets (llama.cpp's tokenizer.ggml.pre names). */
 typedef struct tok_pre_def {
     const char *name;

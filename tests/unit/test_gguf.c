@@ -490,6 +490,19 @@ Test(gguf, utf8_rules) {
     str(&g, "ok");
     str(&g, "\xed\xa0\x80"); /* surrogate */
     expect_fail(&g, BM_EFORMAT, "element 1 of 'tokenizer.ggml.tokens'", "UTF-8");
+    hdr(&g, 0, 1);
+    u64(&g, 3);
+    memcpy(g.b + g.n, "a\0b", 3); /* valid UTF-8, but unusable as a C-string key */
+    g.n += 3;
+    u32(&g, BM_GGUF_U8);
+    g.b[g.n++] = 1;
+    expect_fail(&g, BM_EFORMAT, "key 'a", "NUL byte");
+    uint64_t ne[1] = {8};
+    hdr(&g, 1, 0);
+    tinfo(&g, "wyx", 1, ne, BM_F32, 0);
+    zeros(&g, 64);
+    g.b[24 + 8 + 1] = 0;
+    expect_fail(&g, BM_EFORMAT, "tensor name 'w", "NUL byte");
 }
 
 Test(gguf, kv_value_rules) {
