@@ -1,6 +1,7 @@
 /* Persistent thread pool. A run publishes (fn, ctx, n_tasks) and bumps a generation counter;
- * workers (and the caller) claim task indices with an atomic counter until none remain, then
- * the caller waits for the done count. Workers spin briefly before sleeping on a condition
+ * workers (and the caller) claim task indices from one atomic word holding (generation, n_tasks,
+ * next index), so a worker still leaving run N can never claim an index of run N+1 with run N's
+ * task count; then the caller waits for the done count. Workers spin briefly before sleeping on a condition
  * variable, so back-to-back runs in a forward pass cost no syscalls. */
 #include "baimo/base.h"
 
@@ -16,7 +17,7 @@ struct bm_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic uint64_t gen;
-    _Atomic int next_task;
+    _Atomic uint64_t work; /* gen (24 bits) << 40 | n_tasks << 20 | next index */
     _Atomic int n_done;
     _Atomic int stop;
     bm_task_fn fn;
@@ -26,13 +27,23 @@ struct bm_pool {
 
 enum { SPIN_ITERS = 20000 };
 
-static void run_tasks(bm_pool *p) {
-    int n = p->n_tasks;
+enum { TASK_BITS = 20 };
+#define TASK_MASK ((UINT64_C(1) << TASK_BITS) - 1)
+#define GEN_MASK ((UINT64_C(1) << 24) - 1)
+
+static void run_tasks(bm_pool *p, uint64_t gen) {
+    uint64_t v = atomic_load_explicit(&p->work, memory_order_acquire);
     for (;;) {
-        int i = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
-        if (i >= n) break;
+        const int i = (int)(v & TASK_MASK), n = (int)((v >> TASK_BITS) & TASK_MASK);
+        if ((v >> (2 * TASK_BITS)) != (gen & GEN_MASK) || i >= n) break;
+        if (!atomic_compare_exchange_weak_explicit(&p->work, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        /* Index i < n of this generation is ours: the run cannot finish (nor fn/ctx change)
+         * before we count it done. */
         p->fn(p->ctx, i, n);
         atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
+        v = atomic_load_explicit(&p->work, memory_order_acquire);
     }
 }
 
@@ -58,7 +69,7 @@ static void *worker(void *arg) {
         }
         if (atomic_load_explicit(&p->stop, memory_order_relaxed)) return NULL;
         seen = g;
-        run_tasks(p);
+        run_tasks(p, g);
     }
 }
 
@@ -120,16 +131,20 @@ void bm_pool_run(bm_pool *p, bm_task_fn fn, void *ctx, int n_tasks) {
         for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks);
         return;
     }
+    BM_ASSERT((uint64_t)n_tasks <= TASK_MASK);
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+    const uint64_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->work, (g & GEN_MASK) << (2 * TASK_BITS) |
+                                        (uint64_t)n_tasks << TASK_BITS,
+                          memory_order_release);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    run_tasks(p);
+    run_tasks(p, g);
     while (atomic_load_explicit(&p->n_done, memory_order_acquire) < n_tasks) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();

@@ -1,43 +1,112 @@
-/* Threaded matrix product over the pool: rows of the weight split into one contiguous range
- * per thread, each thread running the kernel for all tokens of its rows (the weight row is
- * read once per call whatever the number of tokens). The kernel is chosen once from the
- * CPU's features; BM_KERNELS=ref forces the scalar reference. */
-#include "baimo/tensor.h"
+/* Threaded matrix product over the pool. With a fast kernel for the weight type, activations
+ * that the kernel wants quantized are converted once per call (int8 blocks of 32 into the
+ * caller's scratch, split by tokens over the pool), then weight rows are handed out in chunks
+ * claimed dynamically by the pool's workers; every chunk covers all tokens of its rows, so a
+ * weight row is read once per call. Types without a fast kernel run the scalar reference with
+ * one contiguous row range per thread. Each output element is computed by exactly one thread
+ * with an instruction sequence that does not depend on n_tok: results are batch invariant. */
+#include "tensor/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#define ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63)
+
 typedef struct mm_task {
+    const bm_kernels *k;
     const bm_tensor *w;
-    const float *x;
-    int64_t n_tok;
-    float *y;
-    uint8_t *scratch;
+    bm_mm_args a;
+    uint8_t *scratch;       /* per-thread f32 rows for the reference path */
     size_t scratch_per_thread;
-    size_t row_bytes;
+    int64_t chunk;          /* rows per chunk (fast path) */
+    const float *x_f32;     /* activations to quantize */
 } mm_task;
 
-static void mm_run(void *ctx, int ith, int nth) {
+/* Scratch layout: [per-thread f32 row] x n_threads, then Q8 codes [n_tok, ldq], scales and
+ * sums [n_tok, ldd] each. */
+static void layout(int64_t n_in, int64_t n_tok, int n_threads, size_t *per_thread, size_t *q_off,
+                   size_t *d_off, size_t *s_off, size_t *total, int64_t *ldq, int64_t *ldd) {
+    *per_thread = ALIGN64((size_t)n_in * sizeof(float));
+    *ldq = (int64_t)ALIGN64((size_t)n_in);
+    *ldd = (n_in + BM_QK - 1) / BM_QK;
+    const size_t nt = (size_t)(n_tok > 0 ? n_tok : 1);
+    *q_off = *per_thread * (size_t)(n_threads > 0 ? n_threads : 1);
+    *d_off = *q_off + ALIGN64(nt * (size_t)*ldq);
+    *s_off = *d_off + ALIGN64(nt * (size_t)*ldd * sizeof(float));
+    *total = *s_off + ALIGN64(nt * (size_t)*ldd * sizeof(int32_t));
+}
+
+size_t bm_matmul_scratch_bytes(int64_t n_in, int64_t n_tok, int n_threads) {
+    size_t pt, qo, dof, so, total;
+    int64_t ldq, ldd;
+    layout(n_in, n_tok, n_threads, &pt, &qo, &dof, &so, &total, &ldq, &ldd);
+    return total;
+}
+
+static void ref_run(void *ctx, int ith, int nth) {
     const mm_task *t = ctx;
     int64_t lo, hi;
     bm_split_range(t->w->ne[1], ith, nth, &lo, &hi);
     if (lo >= hi) return;
     float *scr = (float *)(t->scratch + (size_t)ith * t->scratch_per_thread);
-    bm_k_matmul_ref(t->w->data, t->w->type, t->row_bytes, t->w->ne[0], lo, hi, t->x, t->n_tok,
-                    t->y, t->w->ne[1], scr);
+    bm_k_matmul_ref(t->a.w, t->w->type, t->a.row_bytes, t->a.n_in, lo, hi, t->x_f32, t->a.n_tok,
+                    t->a.y, t->a.ldy, scr);
 }
 
-size_t bm_matmul_scratch_bytes(int64_t n_in, int64_t n_tok, int n_threads) {
-    size_t per = ((size_t)n_in * sizeof(float) + 63) & ~(size_t)63;
-    return per * (size_t)(n_threads > 0 ? n_threads : 1);
+static void quant_run(void *ctx, int ith, int nth) {
+    const mm_task *t = ctx;
+    int64_t lo, hi;
+    bm_split_range(t->a.n_tok, ith, nth, &lo, &hi);
+    if (lo < hi) t->k->act_q8(t->x_f32, t->a.n_in, lo, hi, &t->a, t->k->act_u8);
+}
+
+static void fast_run(void *ctx, int ith, int nth) {
+    const mm_task *t = ctx;
+    const int64_t lo = (int64_t)ith * t->chunk;
+    int64_t hi = lo + t->chunk;
+    if (hi > t->w->ne[1]) hi = t->w->ne[1];
+    if (lo < hi) t->k->mm[t->w->type](&t->a, lo, hi);
 }
 
 void bm_matmul(bm_pool *pool, const bm_tensor *w, const float *x, int64_t n_tok, float *y,
                void *scratch) {
-    mm_task t = {w, x, n_tok, y, scratch, 0, 0};
-    BM_ASSERT(bm_row_bytes(w->type, w->ne[0], &t.row_bytes));
-    t.scratch_per_thread = bm_matmul_scratch_bytes(w->ne[0], n_tok, 1);
-    bm_pool_run(pool, mm_run, &t, bm_pool_n_threads(pool));
-}
+    const int nth = bm_pool_n_threads(pool);
+    mm_task t;
+    memset(&t, 0, sizeof t);
+    t.k = bm_kernels_get();
+    t.w = w;
+    t.x_f32 = x;
+    t.a.w = w->data;
+    t.a.n_in = w->ne[0];
+    t.a.n_tok = n_tok;
+    t.a.x = x;
+    t.a.y = y;
+    t.a.ldy = w->ne[1];
+    BM_ASSERT(bm_row_bytes(w->type, w->ne[0], &t.a.row_bytes));
+    size_t qo, dof, so, total;
+    layout(w->ne[0], n_tok, nth, &t.scratch_per_thread, &qo, &dof, &so, &total, &t.a.ldq,
+           &t.a.ldd);
+    t.scratch = scratch;
+    if (n_tok <= 0 || w->ne[1] <= 0) return;
 
-const char *bm_kernels_name(void) { return "ref"; }
+    const bm_mm_fn fn = (unsigned)w->type < BM_DTYPE_COUNT ? t.k->mm[w->type] : NULL;
+    if (!fn) {
+        bm_pool_run(pool, ref_run, &t, nth);
+        return;
+    }
+    if (t.k->act[w->type] == BM_ACT_Q8) {
+        t.a.xq = (uint8_t *)scratch + qo;
+        t.a.xd = (const float *)((uint8_t *)scratch + dof);
+        t.a.xs = (const int32_t *)((uint8_t *)scratch + so);
+        /* Splitting tokens over threads only pays when there is enough to convert. */
+        const int qth = n_tok * w->ne[0] >= 32768 ? (n_tok < nth ? (int)n_tok : nth) : 1;
+        bm_pool_run(pool, quant_run, &t, qth);
+    }
+    /* Chunks: about 8 per thread so a thread slowed by another process is evened out, at
+     * least 4 rows each. */
+    int64_t n_chunks = (int64_t)nth * 8;
+    t.chunk = (w->ne[1] + n_chunks - 1) / n_chunks;
+    if (t.chunk < 4) t.chunk = 4;
+    n_chunks = (w->ne[1] + t.chunk - 1) / t.chunk;
+    bm_pool_run(pool, fast_run, &t, (int)n_chunks);
+}

@@ -1,0 +1,258 @@
+/* baimo bench: llama-bench style throughput of a model: prompt processing (pp, tokens/s over one
+ * batch of -p tokens) and generation (tg, -n tokens one at a time after the prompt), median /
+ * min / max over -r repetitions, with in-run context: read bandwidth of a buffer larger than the
+ * last-level cache (1 GiB, summed by every thread), the tg / bandwidth ratio from the bytes read
+ * per token (matmul weights + KV), and pp FLOP/s over the measured peak of the kernel family.
+ * Self-contained (library API and stdio only) so bench/bench_forward.c can reuse it. */
+#include "baimo/model.h"
+#include "baimo/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_bench(int argc, char **argv);
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- read bandwidth probe ------------------------------------------------------------------ */
+
+typedef struct bw_task {
+    const uint64_t *buf;
+    size_t n;
+    uint64_t sums[512];
+} bw_task;
+
+static void bw_run(void *ctx, int ith, int nth) {
+    bw_task *t = ctx;
+    int64_t lo, hi;
+    bm_split_range((int64_t)t->n / 8, ith, nth, &lo, &hi);
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (const uint64_t *p = t->buf + lo * 8, *e = t->buf + hi * 8; p < e; p += 8) {
+        s0 += p[0], s1 += p[1], s2 += p[2], s3 += p[3];
+        s4 += p[4], s5 += p[5], s6 += p[6], s7 += p[7];
+    }
+    t->sums[ith] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+
+/* Best of 5 passes over a 1 GiB buffer, GB/s. 0 when it cannot be allocated. */
+static double read_bandwidth(bm_pool *pool) {
+    const size_t bytes = (size_t)1 << 30;
+    static bw_task t;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < bytes / 8; i++) buf[i] = i;
+    t.buf = buf;
+    t.n = bytes / 8;
+    int nth = bm_pool_n_threads(pool) < 512 ? bm_pool_n_threads(pool) : 512;
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bm_time_now();
+        bm_pool_run(pool, bw_run, &t, nth);
+        double dt = bm_time_now() - t0;
+        if (dt < best) best = dt;
+    }
+    uint64_t s = 0;
+    for (int i = 0; i < nth; i++) s += t.sums[i];
+    free(buf);
+    return s == 0 ? 0 : (double)bytes / best / 1e9; /* s != 0 keeps the loop alive */
+}
+
+/* ---- model timing -------------------------------------------------------------------------- */
+
+typedef struct run_stats {
+    double pp[64], tg[64]; /* tokens/s per repetition */
+} run_stats;
+
+static bm_status time_once(bm_ctx *c, int32_t n_vocab, int32_t p, int32_t n, double *pp,
+                           double *tg, float *logits, int32_t *toks, bm_err *err) {
+    bm_seq s;
+    bm_status st = bm_seq_init(&s, p + n + 1, err);
+    if (st) return st;
+    for (int32_t i = 0; i < p + n; i++) toks[i] = (int32_t)((i * 7919u + 13u) % (uint32_t)n_vocab);
+    double t0 = bm_time_now();
+    st = bm_model_eval(c, &s, toks, p, false, logits, err);
+    double t1 = bm_time_now();
+    for (int32_t i = 0; i < n && !st; i++) st = bm_model_eval(c, &s, toks + p + i, 1, false,
+                                                              logits, err);
+    double t2 = bm_time_now();
+    bm_seq_fini(&s, bm_ctx_kv(c));
+    *pp = p > 0 ? p / (t1 - t0) : 0;
+    *tg = n > 0 ? n / (t2 - t1) : 0;
+    return st;
+}
+
+static void spread(const double *v, int n, double *med, double *mn, double *mx) {
+    double s[64];
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof s[0], cmp_dbl);
+    *med = s[n / 2];
+    *mn = s[0];
+    *mx = s[n - 1];
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: baimo bench -m MODEL [-p 128] [-n 32] [-t THREADS] [-r REPS] "
+                    "[--json] [--ref]\n"
+                    "  --ref  also time pp16 / tg4 with the scalar reference kernels\n");
+    return 2;
+}
+
+static bool int_arg(int argc, char **argv, int *i, const char *name, long lo, long hi,
+                    long *out, bool *bad) {
+    if (strcmp(argv[*i], name)) return false;
+    char *end;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "baimo bench: %s needs a value\n", name);
+        *bad = true;
+        return true;
+    }
+    long v = strtol(argv[++*i], &end, 10);
+    if (*end || v < lo || v > hi) {
+        fprintf(stderr, "baimo bench: %s '%s' must be an integer in [%ld, %ld]\n", name,
+                argv[*i], lo, hi);
+        *bad = true;
+    }
+    *out = v;
+    return true;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *path = NULL;
+    long p = 128, n = 32, threads = 0, reps = 5;
+    bool json = false, with_ref = false, bad = false;
+    for (int i = 1; i < argc && !bad; i++) {
+        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
+            path = argv[++i];
+            continue;
+        }
+        if (int_arg(argc, argv, &i, "-p", 0, 8192, &p, &bad) ||
+            int_arg(argc, argv, &i, "-n", 0, 8192, &n, &bad) ||
+            int_arg(argc, argv, &i, "-t", 0, 512, &threads, &bad) ||
+            int_arg(argc, argv, &i, "-r", 1, 64, &reps, &bad))
+            continue;
+        if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--ref")) with_ref = true;
+        else return usage();
+    }
+    if (bad) return 2;
+    if (!path) {
+        fprintf(stderr, "baimo bench: -m MODEL is required\n");
+        return usage();
+    }
+    if (p + n == 0) {
+        fprintf(stderr, "baimo bench: -p and -n are both 0, nothing to time\n");
+        return 2;
+    }
+    bm_err err = {0};
+    bm_model *m = NULL;
+    bm_ctx *c = NULL;
+    float *logits = NULL;
+    int32_t *toks = NULL;
+    int rc = 1;
+    if (bm_model_load(path, &m, &err)) goto fail;
+    const int32_t pb = p > 16 ? (int32_t)p : 16;
+    bm_ctx_params cp = {.n_ctx = (int32_t)(p + n + 32), .max_batch = pb, .n_seq = 1,
+                        .n_threads = (int)threads};
+    if (bm_ctx_new(m, &cp, &c, &err)) goto fail;
+    const int32_t nv = m->hp.n_vocab;
+    logits = malloc(sizeof(float) * (size_t)nv);
+    toks = malloc(sizeof(int32_t) * (size_t)(p + n + 32));
+    if (!logits || !toks) {
+        bm_err_set(&err, BM_ENOMEM, "bench: out of memory");
+        goto fail;
+    }
+    bm_pool *pool = bm_ctx_pool(c);
+    const int nth = bm_pool_n_threads(pool);
+
+    /* Bytes read per generated token: every matmul weight once, the K/V of the context. */
+    double w_bytes = 0, mm_params = 0;
+    const bm_tensor *mats[8];
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        const bm_layer *L = &m->layers[l];
+        const bm_tensor *ts[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        memcpy(mats, ts, sizeof ts);
+        for (int k = 0; k < 7; k++)
+            if (mats[k]) {
+                w_bytes += (double)mats[k]->n_bytes;
+                mm_params += (double)mats[k]->ne[0] * (double)mats[k]->ne[1];
+            }
+    }
+    w_bytes += (double)m->output->n_bytes;
+    mm_params += (double)m->output->ne[0] * (double)m->output->ne[1];
+    const double kv_bytes = (double)bm_model_kv_bytes_per_token(m) * ((double)p + n / 2.0);
+    const bm_dtype wt = m->layers[0].w_gate ? m->layers[0].w_gate->type : m->output->type;
+    const bool int8 = bm_type_traits_get(wt)->quantized;
+
+    run_stats rs;
+    double pp_med, pp_min, pp_max, tg_med, tg_min, tg_max;
+    if (time_once(c, nv, (int32_t)p, n > 2 ? 2 : (int32_t)n, &rs.pp[0], &rs.tg[0], logits, toks,
+                  &err)) /* warm-up */
+        goto fail;
+    for (int r = 0; r < reps; r++)
+        if (time_once(c, nv, (int32_t)p, (int32_t)n, &rs.pp[r], &rs.tg[r], logits, toks, &err))
+            goto fail;
+    spread(rs.pp, (int)reps, &pp_med, &pp_min, &pp_max);
+    spread(rs.tg, (int)reps, &tg_med, &tg_min, &tg_max);
+
+    const double bw = read_bandwidth(pool);
+    const double peak = bm_kernels_peak_gops(pool, int8);
+    const double tg_ratio = bw > 0 ? tg_med * (w_bytes + kv_bytes) / (bw * 1e9) : 0;
+    const double pp_gops = 2.0 * mm_params * pp_med / 1e9;
+    const double pp_ratio = peak > 0 ? pp_gops / peak : 0;
+
+    double ref_pp = 0, ref_tg = 0, fast_pp16 = 0, fast_tg4 = 0;
+    const char *kname = bm_kernels_name();
+    if (with_ref) {
+        /* The scalar level is ~20-50x slower: a short pp16 / tg4 at both levels. */
+        if (time_once(c, nv, 16, 4, &fast_pp16, &fast_tg4, logits, toks, &err)) goto fail;
+        bm_kernels_use("ref");
+        bm_status st = time_once(c, nv, 16, 4, &ref_pp, &ref_tg, logits, toks, &err);
+        bm_kernels_use(kname);
+        if (st) goto fail;
+    }
+
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (json) {
+        printf("{\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"kernels\":\"%s\","
+               "\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,"
+               "\"pp_tok_s\":%.3f,\"pp_tok_s_min\":%.3f,\"pp_tok_s_max\":%.3f,"
+               "\"tg_tok_s\":%.3f,\"tg_tok_s_min\":%.3f,\"tg_tok_s_max\":%.3f,"
+               "\"bandwidth_gb_s\":%.3f,\"bytes_per_token\":%.0f,\"tg_bandwidth_ratio\":%.4f,"
+               "\"pp_gops\":%.3f,\"peak_gops\":%.3f,\"pp_peak_ratio\":%.4f",
+               name, bm_dtype_name(wt), nth, kname, p, n, reps, pp_med, pp_min, pp_max, tg_med,
+               tg_min, tg_max, bw, w_bytes + kv_bytes, tg_ratio, pp_gops, peak, pp_ratio);
+        if (with_ref)
+            printf(",\"ref_pp16_tok_s\":%.3f,\"ref_tg4_tok_s\":%.3f,\"pp16_speedup_vs_ref\":%.2f,"
+                   "\"tg4_speedup_vs_ref\":%.2f",
+                   ref_pp, ref_tg, ref_pp > 0 ? fast_pp16 / ref_pp : 0,
+                   ref_tg > 0 ? fast_tg4 / ref_tg : 0);
+        printf("}\n");
+    } else {
+        printf("model %s  type %s  threads %d  kernels %s\n", name, bm_dtype_name(wt), nth, kname);
+        printf("pp%-4ld %9.2f tok/s  (min %.2f, max %.2f, %ld reps)  %.1f GOP/s = %.3f of "
+               "measured %s peak %.1f GOP/s\n",
+               p, pp_med, pp_min, pp_max, reps, pp_gops, pp_ratio, int8 ? "int8" : "f32 FMA",
+               peak);
+        printf("tg%-4ld %9.2f tok/s  (min %.2f, max %.2f)  %.1f MB/token -> %.2f GB/s = %.3f "
+               "of read bandwidth %.2f GB/s\n",
+               n, tg_med, tg_min, tg_max, (w_bytes + kv_bytes) / 1e6,
+               tg_med * (w_bytes + kv_bytes) / 1e9, tg_ratio, bw);
+        if (with_ref)
+            printf("vs scalar reference: pp16 %.2f vs %.2f tok/s (%.1fx), tg4 %.2f vs %.2f tok/s "
+                   "(%.1fx)\n",
+                   fast_pp16, ref_pp, ref_pp > 0 ? fast_pp16 / ref_pp : 0, fast_tg4, ref_tg,
+                   ref_tg > 0 ? fast_tg4 / ref_tg : 0);
+    }
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "baimo bench: %s\n", err.msg);
+    free(logits);
+    free(toks);
+    bm_ctx_free(c);
+    bm_model_free(m);
+    return rc;
+}

@@ -1,0 +1,136 @@
+/* Kernel table: filled once (pthread_once) from the CPU's features. Levels: ref (scalar C),
+ * avx2 (AVX2+FMA+F16C), vnni (adds AVX-512F/BW/VL + VNNI for the int8 dot products).
+ * BM_KERNELS=ref|avx2|vnni caps the level (an unknown or unsupported value falls back to the
+ * best the CPU has, capped by what was asked). Built with BM_NO_SIMD only ref exists. */
+#include "tensor/kernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "vnni"};
+
+static bm_kernels tables[BM_LVL_COUNT];
+static int max_level;
+static const bm_kernels *current;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static int cpu_level(void) {
+#if !defined(BM_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+          __builtin_cpu_supports("f16c")))
+        return BM_LVL_REF;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        return BM_LVL_VNNI;
+    return BM_LVL_AVX2;
+#else
+    return BM_LVL_REF;
+#endif
+}
+
+static void fill(bm_kernels *k, int lvl) {
+    memset(k, 0, sizeof *k);
+    k->name = level_names[lvl];
+    k->level = lvl;
+    k->act_q8 = bm_act_q8_ref;
+#ifndef BM_NO_SIMD
+    if (lvl >= BM_LVL_AVX2) {
+        k->act_q8 = bm_act_q8_avx2;
+        k->mm[BM_F32] = bm_mm_f32_avx2;
+        k->mm[BM_F16] = bm_mm_f16_avx2;
+        k->mm[BM_BF16] = bm_mm_bf16_avx2;
+        k->mm[BM_Q8_0] = bm_mm_q8_0_avx2;
+        k->mm[BM_Q4_0] = bm_mm_q4_0_avx2;
+        k->mm[BM_Q5_0] = bm_mm_q5_0_avx2;
+        k->act[BM_Q8_0] = k->act[BM_Q4_0] = k->act[BM_Q5_0] = BM_ACT_Q8;
+    }
+    if (lvl >= BM_LVL_VNNI) {
+        k->act_u8 = true;
+        k->mm[BM_Q8_0] = bm_mm_q8_0_vnni;
+        k->mm[BM_Q4_0] = bm_mm_q4_0_vnni;
+        k->mm[BM_Q5_0] = bm_mm_q5_0_vnni;
+    }
+#endif
+}
+
+static void init(void) {
+    max_level = cpu_level();
+    for (int l = 0; l <= max_level; l++) fill(&tables[l], l);
+    int lvl = max_level;
+    const char *env = getenv("BM_KERNELS");
+    if (env && *env)
+        for (int l = 0; l < BM_LVL_COUNT; l++)
+            if (!strcmp(env, level_names[l]) && l < lvl) lvl = l;
+    current = &tables[lvl];
+}
+
+const bm_kernels *bm_kernels_get(void) {
+    pthread_once(&once, init);
+    return current;
+}
+
+int bm_kernels_max_level(void) {
+    pthread_once(&once, init);
+    return max_level;
+}
+
+const bm_kernels *bm_kernels_at(int lvl) {
+    pthread_once(&once, init);
+    return lvl >= 0 && lvl <= max_level ? &tables[lvl] : NULL;
+}
+
+bool bm_kernels_set_level(int lvl) {
+    pthread_once(&once, init);
+    if (lvl < 0 || lvl > max_level) return false;
+    current = &tables[lvl];
+    return true;
+}
+
+const char *bm_kernels_level_name(int lvl) {
+    return lvl >= 0 && lvl < BM_LVL_COUNT ? level_names[lvl] : "unknown";
+}
+
+const char *bm_kernels_name(void) { return bm_kernels_get()->name; }
+
+typedef struct peak_task {
+    bool int8;
+    int level;
+    int64_t iters;
+    double ops[512];
+    double secs[512];
+} peak_task;
+
+static void peak_run(void *ctx, int ith, int nth) {
+    peak_task *p = ctx;
+    double t0 = bm_time_now(), ops = 0;
+#ifndef BM_NO_SIMD
+    if (p->level >= BM_LVL_VNNI && p->int8) ops = bm_probe_int8_vnni(p->iters);
+    else if (p->int8) ops = bm_probe_int8_avx2(p->iters);
+    else ops = bm_probe_fma_avx2(p->iters);
+#endif
+    p->ops[ith] = ops;
+    p->secs[ith] = bm_time_now() - t0;
+}
+
+double bm_kernels_peak_gops(bm_pool *pool, bool int8) {
+    static peak_task p; /* large; benchmarks call this from one thread */
+    const int nth = bm_pool_n_threads(pool) < 512 ? bm_pool_n_threads(pool) : 512;
+    p.int8 = int8;
+    p.level = bm_kernels_get()->level;
+    if (p.level == BM_LVL_REF) return 0;
+    p.iters = 1 << 22;
+    bm_pool_run(pool, peak_run, &p, nth); /* warm-up: clocks ramp */
+    p.iters = 1 << 24;
+    bm_pool_run(pool, peak_run, &p, nth);
+    double total = 0;
+    for (int i = 0; i < nth; i++) total += p.ops[i] / p.secs[i];
+    return total / 1e9;
+}
+
+bool bm_kernels_use(const char *name) {
+    for (int l = 0; l < BM_LVL_COUNT; l++)
+        if (name && !strcmp(name, level_names[l])) return bm_kernels_set_level(l);
+    return false;
+}

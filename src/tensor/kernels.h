@@ -1,0 +1,89 @@
+/* Internal kernel table: one matmul kernel per weight dtype for the selected ISA level, the
+ * activation format each one consumes (f32 rows, or blocks of 32 int8 codes with a float scale
+ * quantized once per bm_matmul call), and the scalar references the fast kernels are tested
+ * against. Filled once from cpuid by dispatch.c; not part of the public API. */
+#ifndef BAIMO_TENSOR_KERNELS_H
+#define BAIMO_TENSOR_KERNELS_H
+
+#include "baimo/tensor.h"
+
+/* ISA levels, each implying the ones before it. */
+enum { BM_LVL_REF = 0, BM_LVL_AVX2 = 1, BM_LVL_VNNI = 2, BM_LVL_COUNT = 3 };
+
+/* Activation formats. */
+enum {
+    BM_ACT_F32 = 0, /* the caller's x as is */
+    BM_ACT_Q8 = 1   /* per token: n_in/32 blocks of 32 int8 codes, float d (x ~ d * q) */
+};
+
+/* Arguments of one matmul kernel call over weight rows [r0, r1) and every token. */
+typedef struct bm_mm_args {
+    const uint8_t *w;   /* weight rows of n_in elements, row stride row_bytes */
+    size_t row_bytes;
+    int64_t n_in;
+    int64_t n_tok;
+    const float *x;     /* BM_ACT_F32: [n_tok, n_in] */
+    const uint8_t *xq;  /* BM_ACT_Q8: codes [n_tok, ldq] (offset by +128 when act_u8) */
+    const float *xd;    /* BM_ACT_Q8: scales [n_tok, ldd], one per 32 codes */
+    const int32_t *xs;  /* BM_ACT_Q8: sum of the (signed) codes per block [n_tok, ldd] */
+    int64_t ldq, ldd;
+    float *y;           /* [n_tok, ldy] */
+    int64_t ldy;
+} bm_mm_args;
+
+typedef void (*bm_mm_fn)(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* Quantizes rows [t0, t1) of x [.., n_in] into the BM_ACT_Q8 arrays of a (n_in % 32 == 0). */
+typedef void (*bm_act_q8_fn)(const float *x, int64_t n_in, int64_t t0, int64_t t1,
+                             const bm_mm_args *a, bool u8);
+
+typedef struct bm_kernels {
+    const char *name;
+    int level;
+    bool act_u8;              /* Q8 activation codes stored as q + 128 (for vpdpbusd) */
+    bm_act_q8_fn act_q8;
+    bm_mm_fn mm[BM_DTYPE_COUNT];   /* NULL: the f32 reference bm_k_matmul_ref */
+    uint8_t act[BM_DTYPE_COUNT];   /* BM_ACT_* consumed by mm[t] */
+} bm_kernels;
+
+/* The table in use (filled on first call). Thread-safe. */
+const bm_kernels *bm_kernels_get(void);
+/* Highest level this CPU (and build) supports, ignoring BM_KERNELS. */
+int bm_kernels_max_level(void);
+/* Table of level lvl (<= bm_kernels_max_level()), for tests and benchmarks. */
+const bm_kernels *bm_kernels_at(int lvl);
+/* Makes level lvl the one bm_matmul uses (tests, benchmarks; not thread-safe with running
+ * matmuls). Returns false when the CPU lacks it. */
+bool bm_kernels_set_level(int lvl);
+const char *bm_kernels_level_name(int lvl);
+
+/* ---- scalar references of the quantized-activation path (act_quant.c) ------------------ */
+
+/* Scalar activation quantization: per block of 32, d = amax/127, q = round-to-nearest-even
+ * (x * (1/d)), 0 codes when amax == 0. Codes stored +128 when u8. */
+void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
+                   bool u8);
+/* y[t, r] = sum_b d_w[r,b] * d_x[t,b] * (integer dot of block b), summed over b in order in
+ * double: the exact value every Q8-activation kernel approximates to float rounding. Weight
+ * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. */
+void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t r1);
+
+/* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */
+#ifndef BM_NO_SIMD
+void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
+                    bool u8);
+void bm_mm_f32_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_f16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_bf16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q8_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */
+double bm_probe_fma_avx2(int64_t iters);
+double bm_probe_int8_avx2(int64_t iters);
+double bm_probe_int8_vnni(int64_t iters);
+#endif
+
+#endif

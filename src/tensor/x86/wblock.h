@@ -1,0 +1,66 @@
+/* Weight block loaders shared by the x86 kernels (included by files compiled with at least
+ * AVX2 + F16C): each returns the 32 codes of one block as signed int8 and its scale, plus the
+ * horizontal sums every kernel reduces with in one fixed order. */
+#ifndef BAIMO_X86_WBLOCK_H
+#define BAIMO_X86_WBLOCK_H
+
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- weight block loaders: 32 signed codes and the block scale ---------------------------- */
+
+INLINE float load_f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+INLINE __m256i w_q8_0(const uint8_t *p, float *d) {
+    *d = load_f16(p);
+    return _mm256_loadu_si256((const __m256i *)(p + 2));
+}
+
+/* Low nibbles are elements 0..15, high nibbles 16..31. */
+INLINE __m256i nibbles(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+INLINE __m256i w_q4_0(const uint8_t *p, float *d) {
+    *d = load_f16(p);
+    return _mm256_sub_epi8(nibbles(p + 2), _mm256_set1_epi8(8));
+}
+
+/* Bit j of the 32-bit qh as 0x10 in byte j. */
+INLINE __m256i high_bits(const uint8_t *qhp) {
+    uint32_t qh;
+    memcpy(&qh, qhp, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)qh),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                         3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+INLINE __m256i w_q5_0(const uint8_t *p, float *d) {
+    *d = load_f16(p);
+    const __m256i q = _mm256_or_si256(nibbles(p + 6), high_bits(p + 2));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+
+#endif
