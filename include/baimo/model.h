@@ -197,6 +197,16 @@ const char *bm_model_shapes(void);
 void bm_rope_llama3_factors(float *out, int n_rot, float theta, double factor, double low_ff,
                             double high_ff, double orig_ctx);
 
+/* ---- quantization of a model file ----------------------------------------------------- */
+
+/* Writes a copy of the GGUF model at in_path with every 2-D weight matrix converted to type
+ * (reference round-to-nearest quantization; 1-D tensors stay f32; a matrix whose row length
+ * is not a multiple of the type's block falls back as in bm_model_make). Metadata (tokenizer,
+ * chat template) is copied. n_threads <= 0: all CPUs. */
+bm_status bm_model_quantize(const char *in_path, const char *out_path, bm_dtype type,
+                            int n_threads, bm_progress_fn progress, void *progress_user,
+                            bm_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /* Random-weight models of real shapes, written as GGUF, so every test and benchmark has a
  * model without a download. Each row's values come from an RNG seeded by (seed, tensor, row),
  * so the file is identical whatever the thread count. */
-#include "baimo/model.h"
+#include "model/model_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -49,7 +49,7 @@ void bm_rope_llama3_factors(float *out, int n_rot, float theta, double factor, d
 
 /* When a row length is not a multiple of the type's block, use the type llama.cpp's
  * quantizer falls back to for that type. */
-static bm_dtype fallback(bm_dtype t, int64_t n_in) {
+bm_dtype bm_make_fallback_type(bm_dtype t, int64_t n_in) {
     const bm_type_traits *tt = bm_type_traits_get((int)t);
     if (n_in % tt->block_elems == 0) return t;
     switch (t) {
@@ -111,7 +111,7 @@ static void add(tdesc *ds, int *n, const char *name, int n_dims, int64_t ne0, in
     d->n_dims = n_dims;
     d->ne[0] = ne0;
     d->ne[1] = ne1;
-    d->type = n_dims == 1 ? BM_F32 : fallback(type, ne0);
+    d->type = n_dims == 1 ? BM_F32 : bm_make_fallback_type(type, ne0);
     d->kind = kind;
 }
 

@@ -18,4 +18,8 @@ bm_status bm_model_check(bm_model *m, bm_err *err);
  * 4-byte aligned). NULL with err on failure. */
 const bm_tensor *bm_model_as_f32(bm_model *m, const bm_tensor *t, bm_err *err);
 
+/* The type a matrix of row length n_in gets when t's block does not divide it (as
+ * llama.cpp's quantizer falls back). */
+bm_dtype bm_make_fallback_type(bm_dtype t, int64_t n_in);
+
 #endif

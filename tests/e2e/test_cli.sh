@@ -29,6 +29,14 @@ expect_ok "$B" logits -m "$T/m.gguf" --ids 1,2,3 -o "$T/l.npy"
 out=$("$B" run -m "$T/m.gguf" --ids 1,2,3 -n 5 --temp 0 2>/dev/null)
 [ "$(wc -w <<<"$out")" -eq 5 ] || { echo "FAIL: run printed '$out', want 5 ids"; fails=$((fails+1)); }
 
+# quantize f32 -> q4_k equals making the q4_k model directly (same seed, same reference quantizer)
+expect_ok "$B" make-model --arch llama --shape tiny --type f32 --ctx 64 -o "$T/f.gguf"
+expect_ok "$B" make-model --arch llama --shape tiny --type q4_k --ctx 64 -o "$T/k.gguf"
+expect_ok "$B" quantize "$T/f.gguf" "$T/fq.gguf" q4_k
+"$B" logits -m "$T/k.gguf" --ids 1,2,3 -o "$T/k.npy" && "$B" logits -m "$T/fq.gguf" --ids 1,2,3 -o "$T/fq.npy"
+cmp -s "$T/k.npy" "$T/fq.npy" || { echo "FAIL: quantize differs from make-model"; fails=$((fails+1)); }
+expect_fail "unknown type" "$B" quantize "$T/f.gguf" "$T/x.gguf" q9_9
+
 head -c 1000 "$T/m.gguf" > "$T/trunc.gguf"
 expect_fail "gguf" "$B" info "$T/trunc.gguf"
 printf 'NOTGGUF-at-all-xxxxxxxxxxxxxxxxxxxxxxxxxxx' > "$T/magic.gguf"
