@@ -329,15 +329,18 @@ bm_status bm_bpe_trainer_feed(bm_bpe_trainer *t, const char *text, size_t n, bm_
                           "(convert it first, e.g. with iconv)", i);
     }
     t->n_bytes += n;
-    size_t a = 0;
+    size_t a = 0, next[256]; /* next occurrence of each special token at or after a */
+    for (int i = 0; i < t->n_special; i++) next[i] = SIZE_MAX; /* not searched yet */
     while (a < n) {
         /* earliest special token at or after a (longest on a tie) */
         size_t best = n, bl = 0;
         for (int i = 0; i < t->n_special; i++) {
-            const char *h = memmem(text + a, n - a, t->special[i], t->special_len[i]);
-            if (!h) continue;
-            size_t p = (size_t)(h - text);
-            if (p < best || (p == best && t->special_len[i] > bl)) {
+            if (next[i] == SIZE_MAX || next[i] < a) {
+                const char *h = memmem(text + a, n - a, t->special[i], t->special_len[i]);
+                next[i] = h ? (size_t)(h - text) : n;
+            }
+            size_t p = next[i];
+            if (p < n && (p < best || (p == best && t->special_len[i] > bl))) {
                 best = p;
                 bl = t->special_len[i];
             }

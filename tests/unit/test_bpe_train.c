@@ -178,6 +178,13 @@ Test(bpe_train, special_tokens_are_not_learned) {
     cr_assert_eq(st.n_merges, 0);
     cr_assert_eq(st.n_words, 2);
     bm_bpe_trainer_free(t);
+    t = trainer(1000, 2); /* text without special tokens is counted from its first byte */
+    feed(t, "xyz", 2);
+    train(t);
+    bm_bpe_trainer_stats(t, &st);
+    cr_assert_eq(st.n_words, 1);
+    cr_assert_eq(st.n_merges, 2);
+    bm_bpe_trainer_free(t);
 }
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
