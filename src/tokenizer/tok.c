@@ -967,7 +967,7 @@ bm_status bm_tok_encode(const bm_tok *t, const char *text, size_t len, int flags
         return bm_err_set(err, BM_ENOMEM, "tokenizer: out of memory encoding %zu bytes", len);
     }
     *n_out = ids.n;
-    if (out) memcpy(out, ids.p, (ids.n < cap ? ids.n : cap) * sizeof(int32_t));
+    if (out && ids.n) memcpy(out, ids.p, (ids.n < cap ? ids.n : cap) * sizeof(int32_t));
     free(ids.p);
     return BM_OK;
 }
