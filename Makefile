@@ -120,6 +120,23 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/run.sh $(BUILD) $(DEFAULT_MODEL)
 
+# The default model, from scratch (see models/README.md; the data prepare / train / quantize steps
+# need `baimo data prepare`, `baimo train` and `baimo quantize`).
+CORPUS ?= build/corpus
+DM_ARCH ?= --arch llama --dim 384 --layers 6 --heads 6 --kv-heads 2 --ff 1024 --ctx 512
+default-model: all
+	bash scripts/corpus.sh $(CORPUS)
+	$(BUILD)/baimo train-tokenizer -f $(CORPUS)/pretrain.txt --vocab 8192 -o $(CORPUS)/tokenizer.json
+	$(BUILD)/baimo data prepare -f $(CORPUS)/pretrain.txt --tokenizer $(CORPUS)/tokenizer.json \
+	  -o $(CORPUS)/pretrain --val-frac 0.05
+	$(BUILD)/baimo data prepare --chat $(CORPUS)/sft.jsonl --tokenizer $(CORPUS)/tokenizer.json \
+	  -o $(CORPUS)/sft
+	$(BUILD)/baimo train $(DM_ARCH) -d $(CORPUS)/pretrain --tokenizer $(CORPUS)/tokenizer.json \
+	  --batch 16 --steps 20000 --lr 6e-4 -o $(CORPUS)/base.gguf
+	$(BUILD)/baimo train $(DM_ARCH) -d $(CORPUS)/sft --tokenizer $(CORPUS)/tokenizer.json \
+	  --batch 16 --steps 2000 --lr 1e-4 --init $(CORPUS)/base.gguf -o $(CORPUS)/sft.gguf
+	$(BUILD)/baimo quantize $(CORPUS)/sft.gguf models/default.gguf Q8_0
+
 clean:
 	rm -rf build build-san
 
