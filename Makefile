@@ -128,7 +128,7 @@ default-model: all
 	bash scripts/corpus.sh $(CORPUS)
 	$(BUILD)/baimo train-tokenizer -f $(CORPUS)/pretrain.txt --vocab 8192 -o $(CORPUS)/tokenizer.json
 	$(BUILD)/baimo data prepare -f $(CORPUS)/pretrain.txt --tokenizer $(CORPUS)/tokenizer.json \
-	  -o $(CORPUS)/pretrain --val-frac 0.05
+	  -o $(CORPUS)/pretrain --val-frac 0.05 --doc-sep '<|endoftext|>'
 	$(BUILD)/baimo data prepare --chat $(CORPUS)/sft.jsonl --tokenizer $(CORPUS)/tokenizer.json \
 	  -o $(CORPUS)/sft
 	$(BUILD)/baimo train $(DM_ARCH) -d $(CORPUS)/pretrain --tokenizer $(CORPUS)/tokenizer.json \

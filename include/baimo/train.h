@@ -140,12 +140,14 @@ typedef struct bm_prep_stats {
 } bm_prep_stats;
 
 /* Tokenizes documents into DIR/train_000.bin and DIR/val_000.bin. A file ending in .jsonl
- * gives one document per line (its "text" field); any other file is one document. Documents
+ * gives one document per line (its "text" field); any other file is one document, or, when
+ * doc_sep is non-NULL, one document per run of lines between lines equal to doc_sep. Documents
  * are deduplicated by a 64-bit hash of their normalized text (ASCII lower-cased, whitespace
  * runs collapsed, trimmed); a document goes to validation when another hash of it falls
  * below val_frac. Each document is followed by EOS (when the tokenizer has one). */
 bm_status bm_data_prepare(const char *const *files, int n_files, const bm_tok *tok,
-                          const char *dir, double val_frac, bm_prep_stats *stats, bm_err *err);
+                          const char *dir, double val_frac, const char *doc_sep,
+                          bm_prep_stats *stats, bm_err *err);
 /* SFT data: each line {"messages":[{"role","content"},...]} rendered with the tokenizer's
  * chat template (add_generation_prompt false); the mask marks the tokens of assistant
  * messages (their content and the end-of-turn up to the next message), everything else 0. */

@@ -15,7 +15,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: baimo data prepare (-f FILE... | --chat FILE.jsonl) --tokenizer "
             "(tokenizer.json | MODEL.gguf)\n"
-            "                          -o DIR [--val-frac 0.05]\n"
+            "                          -o DIR [--val-frac 0.05] [--doc-sep LINE]\n"
+            "  --doc-sep LINE: plain files hold several documents separated by lines equal to LINE\n"
             "  Documents are deduplicated (normalized-text hash); --val-frac of them (by hash)\n"
             "  go to the validation split. Shard format: include/baimo/train.h.\n");
 }
@@ -38,7 +39,7 @@ int cmd_data(int argc, char **argv) {
         usage();
         return cli_failf("data", "expected the subcommand 'prepare'");
     }
-    const char *tok_path = NULL, *out = NULL, *chat = NULL;
+    const char *tok_path = NULL, *out = NULL, *chat = NULL, *doc_sep = NULL;
     const char **files = calloc((size_t)argc, sizeof *files);
     int n_files = 0;
     double val_frac = 0.05;
@@ -48,6 +49,7 @@ int cmd_data(int argc, char **argv) {
         if (cli_opt_str(argc, argv, &i, "--tokenizer", NULL, &tok_path, &bad) ||
             cli_opt_str(argc, argv, &i, "-o", "--output", &out, &bad) ||
             cli_opt_str(argc, argv, &i, "--chat", NULL, &chat, &bad) ||
+            cli_opt_str(argc, argv, &i, "--doc-sep", NULL, &doc_sep, &bad) ||
             cli_opt_float(argc, argv, &i, "--val-frac", NULL, 0, 0.9, &val_frac, &bad)) {
             in_files = false;
             continue;
@@ -90,7 +92,7 @@ int cmd_data(int argc, char **argv) {
     int rc = 0;
     if (load_tok(tok_path, &tok, &err) ||
         (chat ? bm_data_prepare_chat(chat, tok, out, val_frac, &st, &err)
-              : bm_data_prepare(files, n_files, tok, out, val_frac, &st, &err)))
+              : bm_data_prepare(files, n_files, tok, out, val_frac, doc_sep, &st, &err)))
         rc = cli_fail("data", &err);
     else {
         printf("%llu documents, %llu duplicates dropped; train: %llu documents, %llu tokens; "

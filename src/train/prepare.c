@@ -201,8 +201,31 @@ static bm_status text_line(prep *p, const char *path, size_t line, const char *s
 
 enum { MAX_FILE = 1 << 30 };
 
+/* Splits a plain text into documents at lines equal to sep (the separators are dropped). */
+static bm_status split_docs(prep *p, const char *data, size_t n, const char *sep, bm_err *err) {
+    size_t sl = strlen(sep), start = 0;
+    for (size_t i = 0; i <= n;) {
+        size_t j = i;
+        while (j < n && data[j] != '\n') j++;
+        bool is_sep = j - i == sl && !memcmp(data + i, sep, sl);
+        if (is_sep || j >= n) {
+            size_t end = is_sep ? i : n;
+            while (end > start && (data[end - 1] == '\n' || data[end - 1] == '\r')) end--;
+            if (end > start) {
+                bm_status st = add_doc(p, data + start, end - start, err);
+                if (st) return st;
+            }
+            start = j + 1;
+        }
+        if (j >= n) break;
+        i = j + 1;
+    }
+    return BM_OK;
+}
+
 bm_status bm_data_prepare(const char *const *files, int n_files, const bm_tok *tok,
-                          const char *dir, double val_frac, bm_prep_stats *stats, bm_err *err) {
+                          const char *dir, double val_frac, const char *doc_sep,
+                          bm_prep_stats *stats, bm_err *err) {
     bm_prep_stats dummy;
     prep p = {.tok = tok, .val_frac = val_frac, .st = stats ? stats : &dummy};
     memset(p.st, 0, sizeof *p.st);
@@ -214,6 +237,8 @@ bm_status bm_data_prepare(const char *const *files, int n_files, const bm_tok *t
         size_t l = strlen(files[f]);
         if (l > 6 && !strcmp(files[f] + l - 6, ".jsonl"))
             st = each_line(files[f], data, n, text_line, &p, err);
+        else if (doc_sep)
+            st = split_docs(&p, data, n, doc_sep, err);
         else
             st = add_doc(&p, data, n, err);
         free(data);
