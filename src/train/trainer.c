@@ -1,5 +1,5 @@
 /* The training loop: micro-batches read from the shards (rank r of W takes sequences
- * [r*B, (r+1)*B) of each global micro-batch of W*B windows, in order), gradient accumulation,
+ * [r*B, (r+1)*B) of each global micro-batch of W*B windows; window order shuffled per epoch), gradient accumulation,
  * all-reduce of the gradients over ranks, clipping, the scheduled learning rate and AdamW;
  * validation loss; checkpoints (GGUF model + optimizer sidecar) and exact resume.
  * The loss is the mean over every counted target of the global step, so W ranks x B
@@ -83,12 +83,41 @@ void bm_trainer_free(bm_trainer *t) {
 
 int64_t bm_trainer_step_count(const bm_trainer *t) { return t->step; }
 
+static uint64_t gcd64(uint64_t a, uint64_t b) {
+    while (b) {
+        uint64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Window visited at global index idx: within each epoch (nw consecutive indices) an affine
+ * bijection k -> (a k + b) mod nw with a coprime to nw, a and b drawn from (seed, epoch). A
+ * corpus written in document order (poems, then manuals) is thus seen mixed, every window once
+ * per epoch, and the order depends only on idx: resume and MPI ranks agree. */
+static uint64_t shuffled_window(uint64_t idx, uint64_t nw, uint64_t seed) {
+    if (nw < 3) return idx % nw;
+    uint64_t epoch = idx / nw, k = idx % nw;
+    uint64_t a = mix64(seed * 0x9E3779B97F4A7C15ull + 2 * epoch + 1) % (nw - 1) + 1;
+    while (gcd64(a, nw) != 1) a = a % (nw - 1) + 1;
+    uint64_t b = mix64(seed + 0xD1B54A32D192ED03ull * (epoch + 1)) % nw;
+    return (uint64_t)(((unsigned __int128)a * k + b) % nw);
+}
+
 /* Loads this rank's sequences of global micro-batch starting at window base. */
 static int64_t load(bm_trainer *t, const bm_data *d, uint64_t base) {
     const int32_t T = t->o.seq, B = t->o.batch;
     int64_t counted = 0;
     for (int32_t b = 0; b < B; b++) {
-        uint64_t idx = base + (uint64_t)t->dist.rank * (uint64_t)B + (uint64_t)b;
+        uint64_t idx = shuffled_window(base + (uint64_t)t->dist.rank * (uint64_t)B + (uint64_t)b,
+                                       bm_data_n_windows(d, T), t->o.seed);
         int32_t *tk = t->tok + (size_t)b * (size_t)(T + 1);
         uint8_t *mk = t->mask + (size_t)b * (size_t)(T + 1);
         bm_data_window(d, idx, T, tk, mk);
