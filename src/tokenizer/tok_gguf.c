@@ -39,6 +39,10 @@ static bm_status apply_json(bm_tok *t, const bm_gguf *g, const char *key, bool p
     bm_status st = pre ? tok_hf_parse_pre(t, j, err) : tok_hf_parse_normalizer(t, j, err);
     json_decref(j);
     *found = true;
+    /* keep the JSON so that writing this tokenizer into another GGUF carries it again */
+    char **keep = pre ? &t->pre_json : &t->norm_json;
+    if (!st && !*keep && !(*keep = strndup(s.p, s.n)))
+        st = bm_err_set(err, BM_ENOMEM, "gguf: out of memory");
     return st;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "baimo/bpe_train.h"
+#include "baimo/gguf.h"
 #include "baimo/tokenizer.h"
 
 static bm_bpe_trainer *trainer(int32_t vocab, int64_t min_count) {
@@ -357,4 +358,45 @@ Test(bpe_train, bad_inputs_are_errors) {
     cr_assert_eq(bm_bpe_trainer_save(t, "/nonexistent-dir/tokenizer.json", &err), BM_EIO);
     cr_assert(strstr(err.msg, "/nonexistent-dir/tokenizer.json"), "%s", err.msg);
     bm_bpe_trainer_free(t);
+}
+
+/* A trained tokenizer has no named pre-tokenizer: its regex travels as JSON in the GGUF. It
+ * must survive tokenizer.json -> GGUF -> tokenizer -> GGUF -> tokenizer (what `baimo train
+ * --init` and `baimo quantize` do to a model's tokenizer) with identical encodings. */
+static bm_tok *via_gguf(const bm_tok *tok, const char *path) {
+    bm_err err = {0};
+    bm_gguf_writer *w = bm_gguf_writer_new(&err);
+    cr_assert_eq(bm_tok_write_gguf(tok, w, &err), BM_OK, "%s", err.msg);
+    cr_assert_eq(bm_gguf_writer_begin(w, path, &err), BM_OK, "%s", err.msg);
+    cr_assert_eq(bm_gguf_writer_finish(w, &err), BM_OK, "%s", err.msg);
+    bm_gguf_writer_free(w);
+    bm_gguf *g;
+    cr_assert_eq(bm_gguf_open(path, &g, &err), BM_OK, "%s", err.msg);
+    bm_tok *out = NULL;
+    cr_assert_eq(bm_tok_load_gguf(g, &out, &err), BM_OK, "%s", err.msg);
+    bm_gguf_close(g);
+    return out;
+}
+
+Test(bpe_train, custom_pre_tokenizer_survives_gguf_round_trips) {
+    bm_tok *tok = train_and_load();
+    char p1[64], p2[64];
+    snprintf(p1, sizeof p1, "/tmp/bpe_rt1_%d.gguf", (int)getpid());
+    snprintf(p2, sizeof p2, "/tmp/bpe_rt2_%d.gguf", (int)getpid());
+    bm_tok *t1 = via_gguf(tok, p1);
+    bm_tok *t2 = via_gguf(t1, p2);
+    const char *s = "床前明月光，疑是地上霜。abc123 def 456789 东风夜放花千树";
+    int32_t a[128], b[128];
+    size_t na = 0, nb = 0;
+    bm_err err = {0};
+    cr_assert_eq(bm_tok_encode(tok, s, strlen(s), 0, a, 128, &na, &err), BM_OK);
+    cr_assert_eq(bm_tok_encode(t2, s, strlen(s), 0, b, 128, &nb, &err), BM_OK);
+    cr_assert_eq(na, nb);
+    cr_assert_arr_eq(a, b, na * sizeof(int32_t));
+    bm_tok_free(t2);
+    bm_tok_free(t1);
+    bm_tok_free(tok);
+    remove(p1);
+    remove(p2);
+    cleanup();
 }
