@@ -64,7 +64,8 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
                    bool u8);
 /* y[t, r] = sum_b d_w[r,b] * d_x[t,b] * (integer dot of block b), summed over b in order in
  * double: the exact value every Q8-activation kernel approximates to float rounding. Weight
- * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. */
+ * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K (K types: per 32-element
+ * sub-block, the 16-element integer scales folded into the integer dot). */
 void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t r1);
 
 /* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */
@@ -77,6 +78,18 @@ void bm_mm_bf16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_1_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_1_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q3_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q6_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_1_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_1_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q3_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);

@@ -16,13 +16,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static const bm_dtype FAST_TYPES[] = {BM_F32, BM_F16, BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0};
+static const bm_dtype FAST_TYPES[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0,
+                                      BM_Q4_1, BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
 #define N_FAST (int)(sizeof FAST_TYPES / sizeof FAST_TYPES[0])
 static const int64_t TOKS[] = {1, 2, 3, 7, 16, 33};
 /* Float types take the STYLE sizes as is; block types the nearest valid multiples of 32
  * ({1,7,31,32} -> 32, 33 -> 64, 4097 -> 4128) plus one K-size row (256). */
 static const int64_t N_FLOAT[] = {1, 7, 31, 32, 33, 4097};
 static const int64_t N_BLOCK[] = {32, 64, 256, 4128};
+/* K formats: multiples of 256 (one, two and 17 super-blocks). */
+static const int64_t N_KBLOCK[] = {256, 512, 4352};
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void) { /* xorshift, uniform in [-1, 1) */
@@ -228,8 +231,9 @@ Test(kernels, every_level_matches_references) {
         for (int ti = 0; ti < N_FAST; ti++) {
             const bm_dtype type = FAST_TYPES[ti];
             const bool blk = block_type(type);
-            const int64_t *ns = blk ? N_BLOCK : N_FLOAT;
-            const int nn = blk ? 4 : 6;
+            const bool kblk = bm_type_traits_get(type)->block_elems == BM_QK_K;
+            const int64_t *ns = kblk ? N_KBLOCK : blk ? N_BLOCK : N_FLOAT;
+            const int nn = kblk ? 3 : blk ? 4 : 6;
             double worst = 0;
             for (int i = 0; i < nn; i++)
                 for (int j = 0; j < 6; j++) {
@@ -248,8 +252,8 @@ Test(kernels, every_level_matches_references) {
 
 Test(kernels, batch_invariance_bitwise) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    const bm_dtype types[] = {BM_F32, BM_F16, BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K,
-                              BM_Q6_K};
+    const bm_dtype types[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1,
+                              BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K, BM_Q2_K};
     for (int lvl = 0; lvl < fast_level_count(); lvl++) {
         cr_assert(bm_kernels_set_level(lvl));
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -303,7 +307,7 @@ static float *forward_logits(const char *path, int lvl, int32_t n, int32_t *n_vo
 }
 
 Test(kernels, forward_pass_fast_vs_ref) {
-    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_F16};
+    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K, BM_F16};
     char path[] = "/tmp/bm-kern-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
