@@ -56,6 +56,16 @@ const bm_kernels *bm_kernels_at(int lvl);
 bool bm_kernels_set_level(int lvl);
 const char *bm_kernels_level_name(int lvl);
 
+/* Most matrices bm_matmul_multi takes at once. */
+#define BM_MM_MULTI_MAX 4
+/* ys[i] = x ws[i]^T for n matrices (1..BM_MM_MULTI_MAX) with the same input x [n_tok, n_in]:
+ * the activations are quantized once and all row chunks of all matrices go to one pool run.
+ * Each output equals what bm_matmul gives for that matrix alone, bitwise. scratch as for
+ * bm_matmul. Falls back to one call per matrix when a matrix has no fast kernel or another
+ * n_in. */
+void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const float *x,
+                     int64_t n_tok, float *const *ys, void *scratch);
+
 /* ---- scalar references of the quantized-activation path (act_quant.c) ------------------ */
 
 /* Scalar activation quantization: per block of 32, d = amax/127, q = round-to-nearest-even
