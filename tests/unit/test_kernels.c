@@ -285,6 +285,47 @@ Test(kernels, batch_invariance_bitwise) {
     bm_kernels_set_level(bm_kernels_max_level());
 }
 
+/* bm_matmul_multi (one quantization, one fused run) must equal separate bm_matmul calls
+ * bitwise, for mixed types (fused) and with a type lacking a fast kernel (one by one). */
+Test(kernels, matmul_multi_equals_separate_calls) {
+    bm_pool *pool = bm_pool_new(2, NULL);
+    const bm_dtype sets[2][3] = {{BM_Q4_K, BM_Q6_K, BM_F16}, {BM_Q8_0, BM_Q2_K, BM_Q4_0}};
+    const int64_t n_in = 512, outs[3] = {40, 9, 23};
+    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+        cr_assert(bm_kernels_set_level(lvl));
+        for (int si = 0; si < 2; si++)
+            for (int64_t n_tok = 1; n_tok <= 6; n_tok += 5) {
+                wmat w[3];
+                const bm_tensor *ws[3];
+                float *ys[3], *ref[3];
+                float *x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
+                for (int64_t i = 0; i < n_tok * n_in; i++) x[i] = frand();
+                for (int i = 0; i < 3; i++) {
+                    w[i] = make_w(sets[si][i], n_in, outs[i], i);
+                    ws[i] = &w[i].t;
+                    ys[i] = malloc(sizeof(float) * (size_t)(n_tok * outs[i]));
+                    ref[i] = malloc(sizeof(float) * (size_t)(n_tok * outs[i]));
+                    run_mm(pool, ws[i], x, n_tok, ref[i]);
+                }
+                size_t sb = bm_matmul_scratch_bytes(n_in, n_tok, bm_pool_n_threads(pool));
+                void *scr = aligned_alloc(64, (sb + 63) & ~(size_t)63);
+                bm_matmul_multi(pool, 3, ws, x, n_tok, ys, scr);
+                for (int i = 0; i < 3; i++) {
+                    cr_assert(!memcmp(ys[i], ref[i], sizeof(float) * (size_t)(n_tok * outs[i])),
+                              "%s: multi differs for %s (n_tok %ld)", bm_kernels_level_name(lvl),
+                              bm_dtype_name(sets[si][i]), (long)n_tok);
+                    free(ys[i]);
+                    free(ref[i]);
+                    free_w(&w[i]);
+                }
+                free(scr);
+                free(x);
+            }
+    }
+    bm_pool_free(pool);
+    bm_kernels_set_level(bm_kernels_max_level());
+}
+
 /* Logits of a short prompt (all positions) at level lvl. */
 static float *forward_logits(const char *path, int lvl, int32_t n, int32_t *n_vocab) {
     bm_model *m = NULL;
