@@ -64,16 +64,22 @@ INLINE __m256i xload(const bm_mm_args *a, int64_t t, int64_t b) {
 }
 INLINE float xdv(const bm_mm_args *a, int64_t t, int64_t b) { return a->xd[t * a->ldd + b]; }
 
+/* Tiles are nr rows x nt tokens with nr * nt <= 4: 1 x 4 tokens for batches, up to 4 rows x 1
+ * token for the token tail (decode): each element keeps its own accumulators and sequence. */
 #define TILE_DRIVER(T)                                                                             \
     void KNAME(T)(const bm_mm_args *a, int64_t r0, int64_t r1) {                                   \
-        for (int64_t r = r0; r < r1; r++) {                                                        \
-            int64_t t = 0;                                                                         \
-            for (; t + NT <= a->n_tok; t += NT) T##_tile(a, r, t, NT);                             \
-            switch (a->n_tok - t) {                                                                \
-            case 3: T##_tile(a, r, t, 3); break;                                                   \
-            case 2: T##_tile(a, r, t, 2); break;                                                   \
-            case 1: T##_tile(a, r, t, 1); break;                                                   \
-            default: break;                                                                        \
+        const int64_t t_full = a->n_tok / NT * NT;                                                 \
+        for (int64_t r = r0; r < r1; r += 4) {                                                     \
+            const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;                                         \
+            for (int j = 0; j < nr; j++)                                                           \
+                for (int64_t t = 0; t < t_full; t += NT) T##_tile(a, r + j, 1, t, NT);             \
+            for (int64_t t = t_full; t < a->n_tok; t++) {                                          \
+                switch (nr) {                                                                      \
+                case 4: T##_tile(a, r, 4, t, 1); break;                                            \
+                case 3: T##_tile(a, r, 3, t, 1); break;                                            \
+                case 2: T##_tile(a, r, 2, t, 1); break;                                            \
+                default: T##_tile(a, r, 1, t, 1); break;                                           \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
@@ -81,31 +87,34 @@ INLINE float xdv(const bm_mm_args *a, int64_t t, int64_t b) { return a->xd[t * a
 /* ---- Q4_1 / Q5_1: value = d * q + m, q unsigned ------------------------------------------ */
 
 #define Q1_KERNEL(T, BS, LOADQ)                                                                    \
-    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {               \
-        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                       \
+    INLINE void T##_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0,                 \
+                         const int nt) {                                                           \
         const int64_t nb = a->n_in / BM_QK;                                                        \
-        __m256 acc[NT];                                                                            \
-        float ms[NT];                                                                              \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                                     \
+        __m256 acc[4];                                                                             \
+        float ms[4];                                                                               \
+        _Pragma("GCC unroll 4") for (int j = 0; j < nr * nt; j++) {                                \
             acc[j] = _mm256_setzero_ps();                                                          \
             ms[j] = 0.0f;                                                                          \
         }                                                                                          \
         for (int64_t b = 0; b < nb; b++) {                                                         \
-            const uint8_t *p = wr + b * (BS);                                                      \
-            const float dw = load_f16(p), mw = load_f16(p + 2);                                    \
-            const wv w = prep_u(LOADQ(p));                                                         \
-            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                                 \
-                const int64_t t = t0 + j;                                                          \
-                const float dx = xdv(a, t, b);                                                     \
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx),                                  \
-                                         _mm256_cvtepi32_ps(dot_u(w, xload(a, t, b))),             \
-                                         acc[j]);                                                  \
-                const float mt = (mw * dx) * (float)a->xs[t * a->ldd + b];                         \
-                ms[j] += mt;                                                                       \
+            _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++) {                                 \
+                const uint8_t *p = a->w + (size_t)(r + i) * a->row_bytes + b * (BS);               \
+                const float dw = load_f16(p), mw = load_f16(p + 2);                                \
+                const wv w = prep_u(LOADQ(p));                                                     \
+                _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
+                    const int64_t t = t0 + j;                                                      \
+                    const float dx = xdv(a, t, b);                                                 \
+                    acc[i * nt + j] = _mm256_fmadd_ps(                                             \
+                        _mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(dot_u(w, xload(a, t, b))),     \
+                        acc[i * nt + j]);                                                          \
+                    const float mt = (mw * dx) * (float)a->xs[t * a->ldd + b];                     \
+                    ms[i * nt + j] += mt;                                                          \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =         \
-            hsum8(acc[j]) + ms[j];                                                                 \
+        _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++)                                       \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)                                   \
+                a->y[(t0 + j) * a->ldy + r + i] = hsum8(acc[i * nt + j]) + ms[i * nt + j];         \
     }                                                                                              \
     TILE_DRIVER(T)
 
@@ -135,53 +144,58 @@ INLINE __m256i bit_at(__m256i qh, int bit) {
 }
 
 #define K4_KERNEL(T, BS, Q5)                                                                       \
-    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {               \
-        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                       \
+    INLINE void T##_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0,                 \
+                         const int nt) {                                                           \
         const int64_t ns = a->n_in / BM_QK_K;                                                      \
         const __m256i lo4 = _mm256_set1_epi8(0x0F);                                                \
-        __m256 acc[NT], macc[NT];                                                                  \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                                     \
+        __m256 acc[4], macc[4];                                                                    \
+        _Pragma("GCC unroll 4") for (int j = 0; j < nr * nt; j++) {                                \
             acc[j] = _mm256_setzero_ps();                                                          \
             macc[j] = _mm256_setzero_ps();                                                         \
         }                                                                                          \
         for (int64_t sb = 0; sb < ns; sb++) {                                                      \
-            const uint8_t *p = wr + sb * (BS);                                                     \
-            float ds[8], mf[8];                                                                    \
-            k4_scales(p + 4, load_f16(p), load_f16(p + 2), ds, mf);                                \
-            const uint8_t *qs = p + (BS) - BM_QK_K / 2;                                            \
-            __m256i qh = _mm256_setzero_si256();                                                   \
-            if (Q5) qh = _mm256_loadu_si256((const __m256i *)(p + 16));                            \
-            for (int pr = 0; pr < 4; pr++) {                                                       \
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * pr));           \
-                __m256i q0 = _mm256_and_si256(raw, lo4);                                           \
-                __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);                     \
-                if (Q5) {                                                                          \
-                    q0 = _mm256_or_si256(q0, bit_at(qh, 2 * pr));                                  \
-                    q1 = _mm256_or_si256(q1, bit_at(qh, 2 * pr + 1));                              \
+            _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++) {                                 \
+                const uint8_t *p = a->w + (size_t)(r + i) * a->row_bytes + sb * (BS);              \
+                float ds[8], mf[8];                                                                \
+                k4_scales(p + 4, load_f16(p), load_f16(p + 2), ds, mf);                            \
+                const uint8_t *qs = p + (BS) - BM_QK_K / 2;                                        \
+                __m256i qh = _mm256_setzero_si256();                                               \
+                if (Q5) qh = _mm256_loadu_si256((const __m256i *)(p + 16));                        \
+                for (int pr = 0; pr < 4; pr++) {                                                   \
+                    const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * pr));       \
+                    __m256i q0 = _mm256_and_si256(raw, lo4);                                       \
+                    __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);                 \
+                    if (Q5) {                                                                      \
+                        q0 = _mm256_or_si256(q0, bit_at(qh, 2 * pr));                              \
+                        q1 = _mm256_or_si256(q1, bit_at(qh, 2 * pr + 1));                          \
+                    }                                                                              \
+                    const wv w0 = prep_u(q0), w1 = prep_u(q1);                                     \
+                    const int64_t b0 = sb * 8 + 2 * pr;                                            \
+                    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                         \
+                        const int64_t t = t0 + j;                                                  \
+                        __m256 s = acc[i * nt + j];                                                \
+                        s = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * pr] * xdv(a, t, b0)),            \
+                                            _mm256_cvtepi32_ps(dot_u(w0, xload(a, t, b0))), s);    \
+                        s = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * pr + 1] * xdv(a, t, b0 + 1)),    \
+                                            _mm256_cvtepi32_ps(dot_u(w1, xload(a, t, b0 + 1))),    \
+                                            s);                                                    \
+                        acc[i * nt + j] = s;                                                       \
+                    }                                                                              \
                 }                                                                                  \
-                const wv w0 = prep_u(q0), w1 = prep_u(q1);                                         \
-                const int64_t b0 = sb * 8 + 2 * pr;                                                \
+                const __m256 mv = _mm256_loadu_ps(mf);                                             \
                 _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
-                    const int64_t t = t0 + j;                                                      \
-                    acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * pr] * xdv(a, t, b0)),           \
-                                             _mm256_cvtepi32_ps(dot_u(w0, xload(a, t, b0))),       \
-                                             acc[j]);                                              \
-                    acc[j] = _mm256_fmadd_ps(                                                      \
-                        _mm256_set1_ps(ds[2 * pr + 1] * xdv(a, t, b0 + 1)),                        \
-                        _mm256_cvtepi32_ps(dot_u(w1, xload(a, t, b0 + 1))), acc[j]);               \
+                    const int64_t o = (t0 + j) * a->ldd + sb * 8;                                  \
+                    const __m256 xm = _mm256_mul_ps(                                               \
+                        _mm256_loadu_ps(a->xd + o),                                                \
+                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a->xs + o))));     \
+                    macc[i * nt + j] = _mm256_fmadd_ps(mv, xm, macc[i * nt + j]);                  \
                 }                                                                                  \
-            }                                                                                      \
-            const __m256 mv = _mm256_loadu_ps(mf);                                                 \
-            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                                 \
-                const int64_t o = (t0 + j) * a->ldd + sb * 8;                                      \
-                const __m256 xm = _mm256_mul_ps(                                                   \
-                    _mm256_loadu_ps(a->xd + o),                                                    \
-                    _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a->xs + o))));         \
-                macc[j] = _mm256_fmadd_ps(mv, xm, macc[j]);                                        \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =         \
-            hsum8(acc[j]) - hsum8(macc[j]);                                                        \
+        _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++)                                       \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)                                   \
+                a->y[(t0 + j) * a->ldy + r + i] =                                                  \
+                    hsum8(acc[i * nt + j]) - hsum8(macc[i * nt + j]);                              \
     }                                                                                              \
     TILE_DRIVER(T)
 
@@ -240,30 +254,33 @@ INLINE void q3_scales(const uint8_t *p, float *d, int sc[16]) {
 }
 
 #define K16_KERNEL(T, BS, CODES, SCALES)                                                           \
-    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {               \
-        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                       \
+    INLINE void T##_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0,                 \
+                         const int nt) {                                                           \
         const int64_t ns = a->n_in / BM_QK_K;                                                      \
-        __m256 acc[NT];                                                                            \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();         \
+        __m256 acc[4];                                                                             \
+        _Pragma("GCC unroll 4") for (int j = 0; j < nr * nt; j++) acc[j] = _mm256_setzero_ps();    \
         for (int64_t sb = 0; sb < ns; sb++) {                                                      \
-            const uint8_t *p = wr + sb * (BS);                                                     \
-            float d;                                                                               \
-            int sc[16];                                                                            \
-            SCALES(p, &d, sc);                                                                     \
-            for (int sub = 0; sub < 8; sub++) {                                                    \
-                const wv w = prep(CODES(p, sub / 4, sub % 4));                                     \
-                const scv s = mk_scv(sc[2 * sub], sc[2 * sub + 1]);                                \
-                const int64_t b = sb * 8 + sub;                                                    \
-                _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
-                    const int64_t t = t0 + j;                                                      \
-                    acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * xdv(a, t, b)),                     \
-                                             _mm256_cvtepi32_ps(dot_sc(w, xload(a, t, b), s)),     \
-                                             acc[j]);                                              \
+            _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++) {                                 \
+                const uint8_t *p = a->w + (size_t)(r + i) * a->row_bytes + sb * (BS);              \
+                float d;                                                                           \
+                int sc[16];                                                                        \
+                SCALES(p, &d, sc);                                                                 \
+                for (int sub = 0; sub < 8; sub++) {                                                \
+                    const wv w = prep(CODES(p, sub / 4, sub % 4));                                 \
+                    const scv s = mk_scv(sc[2 * sub], sc[2 * sub + 1]);                            \
+                    const int64_t b = sb * 8 + sub;                                                \
+                    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                         \
+                        const int64_t t = t0 + j;                                                  \
+                        acc[i * nt + j] = _mm256_fmadd_ps(                                         \
+                            _mm256_set1_ps(d * xdv(a, t, b)),                                      \
+                            _mm256_cvtepi32_ps(dot_sc(w, xload(a, t, b), s)), acc[i * nt + j]);    \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =         \
-            hsum8(acc[j]);                                                                         \
+        _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++)                                       \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)                                   \
+                a->y[(t0 + j) * a->ldy + r + i] = hsum8(acc[i * nt + j]);                          \
     }                                                                                              \
     TILE_DRIVER(T)
 
