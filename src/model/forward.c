@@ -124,6 +124,7 @@ static void att_run(void *ctx, int ith, int nth) {
     const size_t qd = (size_t)h->n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = c->scores + (size_t)ith * c->n_ctx;
+    const bm_kernels *k = bm_kernels_get();
     int64_t lo, hi;
     bm_split_range((int64_t)t->n * h->n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
@@ -134,17 +135,14 @@ static void att_run(void *ctx, int ith, int nth) {
         int kvh = head / group;
         for (int32_t j = 0; j <= pos; j++) {
             const float *kj = kv_slot(c->kv, c->kv->k, t->layer, s, j) + (size_t)kvh * hd;
-            float d = 0;
-            for (int e = 0; e < hd; e++) d += q[e] * kj[e];
-            sc[j] = d * scale;
+            sc[j] = k->dot_f32(q, kj, hd) * scale;
         }
         bm_k_softmax_ref(sc, pos + 1);
         float *o = c->att + (size_t)i * qd + (size_t)head * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int32_t j = 0; j <= pos; j++) {
             const float *vj = kv_slot(c->kv, c->kv->v, t->layer, s, j) + (size_t)kvh * hd;
-            float a = sc[j];
-            for (int e = 0; e < hd; e++) o[e] += a * vj[e];
+            k->axpy_f32(sc[j], vj, o, hd);
         }
     }
 }

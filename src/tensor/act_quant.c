@@ -184,3 +184,13 @@ void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t
         }
     }
 }
+
+float bm_dot_f32_ref(const float *a, const float *b, int64_t n) {
+    float d = 0;
+    for (int64_t i = 0; i < n; i++) d += a[i] * b[i];
+    return d;
+}
+
+void bm_axpy_f32_ref(float s, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
+}

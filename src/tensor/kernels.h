@@ -43,6 +43,9 @@ typedef struct bm_kernels {
     bm_act_q8_fn act_q8;
     bm_mm_fn mm[BM_DTYPE_COUNT];   /* NULL: the f32 reference bm_k_matmul_ref */
     uint8_t act[BM_DTYPE_COUNT];   /* BM_ACT_* consumed by mm[t] */
+    /* Attention helpers: sum a[i] b[i]; y[i] += s x[i] (fixed order per level). */
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    void (*axpy_f32)(float s, const float *x, float *y, int64_t n);
 } bm_kernels;
 
 /* The table in use (filled on first call). Thread-safe. */
@@ -78,10 +81,16 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
  * sub-block, the 16-element integer scales folded into the integer dot). */
 void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t r1);
 
+/* Scalar attention helpers (in order, one accumulator). */
+float bm_dot_f32_ref(const float *a, const float *b, int64_t n);
+void bm_axpy_f32_ref(float s, const float *x, float *y, int64_t n);
+
 /* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */
 #ifndef BM_NO_SIMD
 void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
                     bool u8);
+float bm_dot_f32_avx2(const float *a, const float *b, int64_t n);
+void bm_axpy_f32_avx2(float s, const float *x, float *y, int64_t n);
 void bm_mm_f32_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_bf16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);

@@ -201,6 +201,33 @@ F_KERNEL(f32, ld_f32, sc_f32)
 F_KERNEL(f16, ld_f16, sc_f16)
 F_KERNEL(bf16, ld_bf16, sc_bf16)
 
+/* ---- attention helpers: 8 lanes x 2 accumulators, then a scalar tail ---------------------- */
+
+float bm_dot_f32_avx2(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    float d = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) d += a[i] * b[i];
+    return d;
+}
+
+void bm_axpy_f32_avx2(float s, const float *x, float *y, int64_t n) {
+    const __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += s * x[i];
+}
+
 /* ---- peak probes (benchmarks): independent chains, no memory traffic --------------------- */
 
 double bm_probe_fma_avx2(int64_t iters) {
