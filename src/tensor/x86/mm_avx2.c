@@ -59,13 +59,37 @@ void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
 /* ---- quantized kernels -------------------------------------------------------------------- */
 
 #define Q_KERNEL(T, BS, LOADW)                                                                     \
+    /* One row x nt tokens. Full groups of 8 blocks take their scale products d_w * d_x from       \
+     * one vector multiply (bitwise the scalar product) and broadcast them from memory. */         \
     INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {               \
         const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                       \
         const int64_t nb = a->n_in / BM_QK;                                                        \
         const __m256i ones = _mm256_set1_epi16(1);                                                 \
         __m256 acc[NT];                                                                            \
         _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();         \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
+        int64_t b = 0;                                                                             \
+        for (; b + 8 <= nb; b += 8) {                                                              \
+            float dw8[8], s8[NT][8];                                                               \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) dw8[i] =                           \
+                load_f16(wr + (b + i) * (BS));                                                     \
+            const __m256 dwv = _mm256_loadu_ps(dw8);                                               \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) _mm256_storeu_ps(                 \
+                s8[j], _mm256_mul_ps(dwv, _mm256_loadu_ps(a->xd + (t0 + j) * a->ldd + b)));        \
+            for (int i = 0; i < 8; i++) {                                                          \
+                float dw;                                                                          \
+                const __m256i w = LOADW(wr + (b + i) * (BS), &dw);                                 \
+                const __m256i aw = _mm256_sign_epi8(w, w);                                         \
+                _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
+                    const __m256i xv = _mm256_loadu_si256(                                         \
+                        (const __m256i *)(a->xq + (t0 + j) * a->ldq + (b + i) * BM_QK));           \
+                    const __m256i p = _mm256_madd_epi16(                                           \
+                        _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);                  \
+                    acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&s8[j][i]),                       \
+                                             _mm256_cvtepi32_ps(p), acc[j]);                       \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (; b < nb; b++) {                                                                      \
             float dw;                                                                              \
             const __m256i w = LOADW(wr + b * (BS), &dw);                                           \
             const __m256i aw = _mm256_sign_epi8(w, w);                                             \
