@@ -218,7 +218,7 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
             float *ys[2] = {c->gate, c->up};
             bm_matmul_multi(c->pool, 2, ws, c->hb, n, ys, c->mm_scratch);
         }
-        bm_k_swiglu_ref(c->gate, c->up, c->gate, (int64_t)n * h->n_ff);
+        bm_kernels_get()->swiglu(c->gate, c->up, c->gate, (int64_t)n * h->n_ff);
         bm_matmul(c->pool, l->w_down, c->gate, n, c->hb, c->mm_scratch);
         for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
     }

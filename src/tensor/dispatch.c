@@ -37,11 +37,13 @@ static void fill(bm_kernels *k, int lvl) {
     k->act_q8 = bm_act_q8_ref;
     k->dot_f32 = bm_dot_f32_ref;
     k->axpy_f32 = bm_axpy_f32_ref;
+    k->swiglu = bm_k_swiglu_ref;
 #ifndef BM_NO_SIMD
     if (lvl >= BM_LVL_AVX2) {
         k->act_q8 = bm_act_q8_avx2;
         k->dot_f32 = bm_dot_f32_avx2;
         k->axpy_f32 = bm_axpy_f32_avx2;
+        k->swiglu = bm_swiglu_avx2;
         k->mm[BM_F32] = bm_mm_f32_avx2;
         k->mm[BM_F16] = bm_mm_f16_avx2;
         k->mm[BM_BF16] = bm_mm_bf16_avx2;
