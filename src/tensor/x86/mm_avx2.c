@@ -8,6 +8,16 @@
 
 #define NT 4 /* tokens per tile */
 #define NR 4 /* rows per single-token tile */
+/* Single-token tiles read NR rows at once; the same block of the next NR rows is prefetched
+ * (BM_MM_PREFETCH=0 at build time turns it off, for measurements). */
+#ifndef BM_MM_PREFETCH
+#define BM_MM_PREFETCH 1
+#endif
+#if BM_MM_PREFETCH
+#define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
 
 INLINE int32_t hsum8i(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -119,8 +129,9 @@ void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * BM_QK));              \
             _Pragma("GCC unroll 4") for (int j = 0; j < nr; j++) {                                 \
                 float dw;                                                                          \
-                const __m256i w =                                                                  \
-                    LOADW(a->w + (size_t)(r + j) * a->row_bytes + b * (BS), &dw);                  \
+                const uint8_t *wp = a->w + (size_t)(r + j) * a->row_bytes + b * (BS);              \
+                PREFETCH(wp + NR * a->row_bytes);                                                  \
+                const __m256i w = LOADW(wp, &dw);                                                  \
                 const __m256i aw = _mm256_sign_epi8(w, w);                                         \
                 const __m256i p = _mm256_madd_epi16(                                               \
                     _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);                      \

@@ -8,6 +8,16 @@
 
 #define NT 4 /* tokens per tile */
 #define NR 4 /* rows per single-token tile */
+/* Single-token tiles read NR rows at once; the same block of the next NR rows is prefetched
+ * (BM_MM_PREFETCH=0 at build time turns it off, for measurements). */
+#ifndef BM_MM_PREFETCH
+#define BM_MM_PREFETCH 1
+#endif
+#if BM_MM_PREFETCH
+#define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
 
 #define Q_KERNEL(T, BS, LOADW)                                                                     \
     /* One row x nt tokens. Full groups of 8 blocks take their scale products d_w * d_x from       \
@@ -70,8 +80,9 @@
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * BM_QK));              \
             _Pragma("GCC unroll 4") for (int j = 0; j < nr; j++) {                                 \
                 float dw;                                                                          \
-                const __m256i w =                                                                  \
-                    LOADW(a->w + (size_t)(r + j) * a->row_bytes + b * (BS), &dw);                  \
+                const uint8_t *wp = a->w + (size_t)(r + j) * a->row_bytes + b * (BS);              \
+                PREFETCH(wp + NR * a->row_bytes);                                                  \
+                const __m256i w = LOADW(wp, &dw);                                                  \
                 const __m256i corr = _mm256_sub_epi32(                                     \
                 _mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), k128, w));     \
                 const __m256i p = _mm256_dpbusd_epi32(corr, xv, w);                                \
