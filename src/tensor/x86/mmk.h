@@ -59,6 +59,20 @@ INLINE __m256i dot_sc(wv w, __m256i x, scv s) {
 }
 #endif
 
+/* Single-token tiles read 4 rows at once; they prefetch the same block of the next 4 rows
+ * (BM_MM_PREFETCH=0 at build time turns it off, for measurements). */
+#ifndef BM_MM_PREFETCH
+#define BM_MM_PREFETCH 1
+#endif
+INLINE void prefetch_block(const uint8_t *p, size_t n) {
+#if BM_MM_PREFETCH
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 INLINE __m256i xload(const bm_mm_args *a, int64_t t, int64_t b) {
     return _mm256_loadu_si256((const __m256i *)(a->xq + t * a->ldq + b * BM_QK));
 }
@@ -99,6 +113,7 @@ INLINE float xdv(const bm_mm_args *a, int64_t t, int64_t b) { return a->xd[t * a
         for (int64_t b = 0; b < nb; b++) {                                                         \
             _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++) {                                 \
                 const uint8_t *p = a->w + (size_t)(r + i) * a->row_bytes + b * (BS);               \
+                if (nt == 1) prefetch_block(p + 4 * a->row_bytes, BS);                             \
                 const float dw = load_f16(p), mw = load_f16(p + 2);                                \
                 const wv w = prep_u(LOADQ(p));                                                     \
                 _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
@@ -156,6 +171,7 @@ INLINE __m256i bit_at(__m256i qh, int bit) {
         for (int64_t sb = 0; sb < ns; sb++) {                                                      \
             _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++) {                                 \
                 const uint8_t *p = a->w + (size_t)(r + i) * a->row_bytes + sb * (BS);              \
+                if (nt == 1) prefetch_block(p + 4 * a->row_bytes, BS);                             \
                 float ds[8], mf[8];                                                                \
                 k4_scales(p + 4, load_f16(p), load_f16(p + 2), ds, mf);                            \
                 const uint8_t *qs = p + (BS) - BM_QK_K / 2;                                        \
@@ -262,6 +278,7 @@ INLINE void q3_scales(const uint8_t *p, float *d, int sc[16]) {
         for (int64_t sb = 0; sb < ns; sb++) {                                                      \
             _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++) {                                 \
                 const uint8_t *p = a->w + (size_t)(r + i) * a->row_bytes + sb * (BS);              \
+                if (nt == 1) prefetch_block(p + 4 * a->row_bytes, BS);                             \
                 float d;                                                                           \
                 int sc[16];                                                                        \
                 SCALES(p, &d, sc);                                                                 \
