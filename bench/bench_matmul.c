@@ -2,7 +2,8 @@
  * n_tok = 128 (prefill: GFLOP/s), fast kernels vs the scalar reference (BM_KERNELS=ref level)
  * measured in the same run, and OpenBLAS sgemm for F32. Warm-up, then median and min of the
  * repetitions; an output checksum and the max difference to the reference catch a fast wrong
- * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--json] */
+ * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--types a,b]
+ * [--json] */
 #include "baimo/tensor.h"
 #include "tensor/kernels.h"
 

@@ -7,107 +7,42 @@
 #include "tensor/x86/wblock.h"
 
 #define NT 4 /* tokens per tile */
-#define NR 4 /* rows per single-token tile */
-/* Single-token tiles read NR rows at once; the same block of the next NR rows is prefetched
- * (BM_MM_PREFETCH=0 at build time turns it off, for measurements). */
-#ifndef BM_MM_PREFETCH
-#define BM_MM_PREFETCH 1
-#endif
-#if BM_MM_PREFETCH
-#define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#else
-#define PREFETCH(p) ((void)(p))
-#endif
 
-#define Q_KERNEL(T, BS, LOADW)                                                                     \
-    /* One row x nt tokens. Full groups of 8 blocks take their scale products d_w * d_x from       \
-     * one vector multiply (bitwise the scalar product) and broadcast them from memory. */         \
-    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {               \
-        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                       \
-        const int64_t nb = a->n_in / BM_QK;                                                        \
-        const __m256i k128 = _mm256_set1_epi8((char)0x80);                                         \
-        __m256 acc[NT];                                                                            \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();         \
-        int64_t b = 0;                                                                             \
-        for (; b + 8 <= nb; b += 8) {                                                              \
-            float dw8[8], s8[NT][8];                                                               \
-            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) dw8[i] =                           \
-                load_f16(wr + (b + i) * (BS));                                                     \
-            const __m256 dwv = _mm256_loadu_ps(dw8);                                               \
-            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) _mm256_storeu_ps(                 \
-                s8[j], _mm256_mul_ps(dwv, _mm256_loadu_ps(a->xd + (t0 + j) * a->ldd + b)));        \
-            for (int i = 0; i < 8; i++) {                                                          \
-                float dw;                                                                          \
-                const __m256i w = LOADW(wr + (b + i) * (BS), &dw);                                 \
-                const __m256i corr = _mm256_sub_epi32(                                             \
-                    _mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), k128, w)); \
-                _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
-                    const __m256i xv = _mm256_loadu_si256(                                         \
-                        (const __m256i *)(a->xq + (t0 + j) * a->ldq + (b + i) * BM_QK));           \
-                    const __m256i p = _mm256_dpbusd_epi32(corr, xv, w);                            \
-                    acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&s8[j][i]),                       \
-                                             _mm256_cvtepi32_ps(p), acc[j]);                       \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        for (; b < nb; b++) {                                                                      \
-            float dw;                                                                              \
-            const __m256i w = LOADW(wr + b * (BS), &dw);                                           \
-            const __m256i corr = _mm256_sub_epi32(                                                 \
-                _mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), k128, w));     \
-            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                                 \
-                const int64_t t = t0 + j;                                                          \
-                const __m256i xv =                                                                 \
-                    _mm256_loadu_si256((const __m256i *)(a->xq + t * a->ldq + b * BM_QK));         \
-                const __m256i p = _mm256_dpbusd_epi32(corr, xv, w);                                \
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->xd[t * a->ldd + b]),               \
-                                         _mm256_cvtepi32_ps(p), acc[j]);                           \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =         \
-            hsum8(acc[j]);                                                                         \
-    }                                                                                              \
-    /* nr rows x one token: the same per-element sequence as the tile (batch invariant), with      \
-     * nr independent accumulator chains for the decode case. */                                   \
-    INLINE void T##_rows(const bm_mm_args *a, int64_t r, int64_t t, const int nr) {                \
-        const int64_t nb = a->n_in / BM_QK;                                                        \
-        const __m256i k128 = _mm256_set1_epi8((char)0x80);                                         \
-        const uint8_t *xq = a->xq + t * a->ldq;                                                    \
-        const float *xd = a->xd + t * a->ldd;                                                      \
-        __m256 acc[NR];                                                                            \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nr; j++) acc[j] = _mm256_setzero_ps();         \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * BM_QK));              \
-            _Pragma("GCC unroll 4") for (int j = 0; j < nr; j++) {                                 \
-                float dw;                                                                          \
-                const uint8_t *wp = a->w + (size_t)(r + j) * a->row_bytes + b * (BS);              \
-                PREFETCH(wp + NR * a->row_bytes);                                                  \
-                const __m256i w = LOADW(wp, &dw);                                                  \
-                const __m256i corr = _mm256_sub_epi32(                                     \
-                _mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), k128, w));     \
-                const __m256i p = _mm256_dpbusd_epi32(corr, xv, w);                                \
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[b]), _mm256_cvtepi32_ps(p),        \
-                                         acc[j]);                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nr; j++) a->y[t * a->ldy + r + j] =            \
-            hsum8(acc[j]);                                                                         \
-    }                                                                                              \
-    void bm_mm_##T##_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) {                           \
-        const int64_t t_full = a->n_tok / NT * NT;                                                 \
-        for (int64_t r = r0; r < r1; r += NR) {                                                    \
-            const int nr = r1 - r < NR ? (int)(r1 - r) : NR;                                       \
-            for (int j = 0; j < nr; j++)                                                           \
-                for (int64_t t = 0; t < t_full; t += NT) T##_tile(a, r + j, t, NT);                \
-            for (int64_t t = t_full; t < a->n_tok; t++) {                                          \
-                switch (nr) {                                                                      \
-                case 4: T##_rows(a, r, t, 4); break;                                               \
-                case 3: T##_rows(a, r, t, 3); break;                                               \
-                case 2: T##_rows(a, r, t, 2); break;                                               \
-                default: T##_rows(a, r, t, 1); break;                                              \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+#define Q_KERNEL(T, BS, LOADW)                                                                 \
+    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {           \
+        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                   \
+        const int64_t nb = a->n_in / BM_QK;                                                    \
+        const __m256i k128 = _mm256_set1_epi8((char)0x80);                                     \
+        __m256 acc[NT];                                                                        \
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();    \
+        for (int64_t b = 0; b < nb; b++) {                                                     \
+            float dw;                                                                          \
+            const __m256i w = LOADW(wr + b * (BS), &dw);                                       \
+            const __m256i corr = _mm256_sub_epi32(                                             \
+                _mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), k128, w)); \
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {                             \
+                const int64_t t = t0 + j;                                                      \
+                const __m256i xv =                                                             \
+                    _mm256_loadu_si256((const __m256i *)(a->xq + t * a->ldq + b * BM_QK));     \
+                const __m256i p = _mm256_dpbusd_epi32(corr, xv, w);                            \
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->xd[t * a->ldd + b]),           \
+                                         _mm256_cvtepi32_ps(p), acc[j]);                       \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =     \
+            hsum8(acc[j]);                                                                     \
+    }                                                                                          \
+    void bm_mm_##T##_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) {                       \
+        for (int64_t r = r0; r < r1; r++) {                                                    \
+            int64_t t = 0;                                                                     \
+            for (; t + NT <= a->n_tok; t += NT) T##_tile(a, r, t, NT);                         \
+            switch (a->n_tok - t) {                                                            \
+            case 3: T##_tile(a, r, t, 3); break;                                               \
+            case 2: T##_tile(a, r, t, 2); break;                                               \
+            case 1: T##_tile(a, r, t, 1); break;                                               \
+            default: break;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)

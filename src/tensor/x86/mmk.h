@@ -9,6 +9,9 @@
 #include "tensor/x86/wblock.h"
 
 #define NT 4 /* tokens per tile */
+#ifndef KNR
+#define KNR 4 /* rows per single-token tile */
+#endif
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 #define KNAME(t) CAT(CAT(bm_mm_, t), CAT(_, MMK_SUF))
@@ -83,8 +86,8 @@ INLINE float xdv(const bm_mm_args *a, int64_t t, int64_t b) { return a->xd[t * a
 #define TILE_DRIVER(T)                                                                             \
     void KNAME(T)(const bm_mm_args *a, int64_t r0, int64_t r1) {                                   \
         const int64_t t_full = a->n_tok / NT * NT;                                                 \
-        for (int64_t r = r0; r < r1; r += 4) {                                                     \
-            const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;                                         \
+        for (int64_t r = r0; r < r1; r += KNR) {                                                   \
+            const int nr = r1 - r < KNR ? (int)(r1 - r) : KNR;                                     \
             for (int j = 0; j < nr; j++)                                                           \
                 for (int64_t t = 0; t < t_full; t += NT) T##_tile(a, r + j, 1, t, NT);             \
             for (int64_t t = t_full; t < a->n_tok; t++) {                                          \
