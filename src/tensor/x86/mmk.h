@@ -146,12 +146,22 @@ Q1_KERNEL(q5_1, sizeof(bm_block_q5_1), wq_q5_1)
 /* ---- Q4_K / Q5_K: 8 sub-blocks of 32, value = d*sc*q - dmin*m ---------------------------- */
 
 INLINE void k4_scales(const uint8_t *s, float d, float dmin, float ds[8], float mf[8]) {
-    for (int j = 0; j < 4; j++) {
-        ds[j] = d * (float)(s[j] & 63);
-        mf[j] = dmin * (float)(s[j + 4] & 63);
-        ds[j + 4] = d * (float)((s[j + 8] & 0xF) | (s[j] >> 6) << 4);
-        mf[j + 4] = dmin * (float)((s[j + 8] >> 4) | (s[j + 4] >> 6) << 4);
-    }
+    /* Bytewise on 32-bit words: scales 0..3 = low 6 bits of bytes 0..3, mins 0..3 = of bytes
+     * 4..7; scales 4..7 = low nibbles of bytes 8..11 | top 2 bits of bytes 0..3 << 4; mins 4..7 =
+     * high nibbles of bytes 8..11 | top 2 bits of bytes 4..7 << 4. */
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);
+    memcpy(&w1, s + 4, 4);
+    memcpy(&w2, s + 8, 4);
+    const uint32_t sc_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
+    const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
+    const __m256 scf = _mm256_cvtepi32_ps(
+        _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+    const __m256 mff = _mm256_cvtepi32_ps(
+        _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
+    _mm256_storeu_ps(ds, _mm256_mul_ps(_mm256_set1_ps(d), scf));
+    _mm256_storeu_ps(mf, _mm256_mul_ps(_mm256_set1_ps(dmin), mff));
 }
 
 /* Byte l of the result is 0x10 when bit `bit` of qh[l] is set. */
