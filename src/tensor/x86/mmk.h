@@ -295,7 +295,7 @@ INLINE void q3_scales(const uint8_t *p, float *d, int sc[16]) {
                 float d;                                                                           \
                 int sc[16];                                                                        \
                 SCALES(p, &d, sc);                                                                 \
-                for (int sub = 0; sub < 8; sub++) {                                                \
+                _Pragma("GCC unroll 8") for (int sub = 0; sub < 8; sub++) {                        \
                     const wv w = prep(CODES(p, sub / 4, sub % 4));                                 \
                     const scv s = mk_scv(sc[2 * sub], sc[2 * sub + 1]);                            \
                     const int64_t b = sb * 8 + sub;                                                \
