@@ -2,7 +2,8 @@
  * n_tok = 128 (prefill: GFLOP/s), fast kernels vs the scalar reference (BM_KERNELS=ref level)
  * measured in the same run, and OpenBLAS sgemm for F32. Warm-up, then median and min of the
  * repetitions; an output checksum and the max difference to the reference catch a fast wrong
- * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--json] */
+ * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--types a,b]
+ * [--json] */
 #include "baimo/tensor.h"
 #include "tensor/kernels.h"
 
@@ -60,15 +61,17 @@ int main(int argc, char **argv) {
     int64_t n_in = 4096, n_out = 8192, n_out_pp = 1024;
     int threads = 2, reps = 10;
     bool json = false;
+    const char *type_list = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n-in") && i + 1 < argc) n_in = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--n-out") && i + 1 < argc) n_out = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
         else {
             fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] "
-                            "[--json]\n");
+                            "[--types q4_K,q6_K] [--json]\n");
             return 2;
         }
     }
@@ -81,8 +84,21 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(threads);
     const int fast = bm_kernels_max_level();
     const int64_t toks[2] = {1, 128};
-    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_F16, BM_F32, BM_Q4_K, BM_BF16, BM_Q6_K,
-                              BM_Q5_K, BM_Q5_0};
+    bm_dtype types[16] = {BM_Q8_0, BM_Q4_0, BM_F16, BM_F32, BM_Q4_K, BM_BF16, BM_Q6_K,
+                          BM_Q5_K, BM_Q5_0, BM_Q4_1, BM_Q5_1, BM_Q3_K};
+    size_t n_types = 12;
+    if (type_list) { /* --types q4_K,q6_K */
+        n_types = 0;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", type_list);
+        for (char *tok = strtok(buf, ","); tok && n_types < 16; tok = strtok(NULL, ",")) {
+            if (!bm_dtype_parse(tok, &types[n_types])) {
+                fprintf(stderr, "bench_matmul: unknown type '%s'\n", tok);
+                return 2;
+            }
+            n_types++;
+        }
+    }
     float *x = malloc(sizeof(float) * (size_t)(128 * n_in));
     float *y = malloc(sizeof(float) * (size_t)(128 * n_out));
     float *yr = malloc(sizeof(float) * (size_t)(128 * n_out));
@@ -99,7 +115,7 @@ int main(int argc, char **argv) {
     else
         printf("[");
     bool first = true;
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    for (size_t ti = 0; ti < n_types; ti++) {
         const bm_type_traits *tt = bm_type_traits_get(types[ti]);
         size_t rb;
         if (!bm_row_bytes(types[ti], n_in, &rb)) continue;

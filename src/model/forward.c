@@ -5,6 +5,7 @@
  * no allocation happens per token. References: Touvron et al. 2023 (Llama), Su et al. 2021
  * (RoPE), Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU), Qwen2/Qwen3 model cards. */
 #include "model/model_int.h"
+#include "tensor/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -123,6 +124,7 @@ static void att_run(void *ctx, int ith, int nth) {
     const size_t qd = (size_t)h->n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = c->scores + (size_t)ith * c->n_ctx;
+    const bm_kernels *k = bm_kernels_get();
     int64_t lo, hi;
     bm_split_range((int64_t)t->n * h->n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
@@ -133,17 +135,14 @@ static void att_run(void *ctx, int ith, int nth) {
         int kvh = head / group;
         for (int32_t j = 0; j <= pos; j++) {
             const float *kj = kv_slot(c->kv, c->kv->k, t->layer, s, j) + (size_t)kvh * hd;
-            float d = 0;
-            for (int e = 0; e < hd; e++) d += q[e] * kj[e];
-            sc[j] = d * scale;
+            sc[j] = k->dot_f32(q, kj, hd) * scale;
         }
         bm_k_softmax_ref(sc, pos + 1);
         float *o = c->att + (size_t)i * qd + (size_t)head * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int32_t j = 0; j <= pos; j++) {
             const float *vj = kv_slot(c->kv, c->kv->v, t->layer, s, j) + (size_t)kvh * hd;
-            float a = sc[j];
-            for (int e = 0; e < hd; e++) o[e] += a * vj[e];
+            k->axpy_f32(sc[j], vj, o, hd);
         }
     }
 }
@@ -182,9 +181,11 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
         const bm_layer *l = &m->layers[li];
         const float *an = l->attn_norm->data;
         for (int32_t i = 0; i < n; i++) bm_k_rmsnorm_ref(c->x + i * E, an, c->hb + i * E, E, h->norm_eps);
-        bm_matmul(c->pool, l->wq, c->hb, n, c->q, c->mm_scratch);
-        bm_matmul(c->pool, l->wk, c->hb, n, c->k, c->mm_scratch);
-        bm_matmul(c->pool, l->wv, c->hb, n, c->v, c->mm_scratch);
+        {   /* Q, K, V share their input: one quantization, one pool run */
+            const bm_tensor *ws[3] = {l->wq, l->wk, l->wv};
+            float *ys[3] = {c->q, c->k, c->v};
+            bm_matmul_multi(c->pool, 3, ws, c->hb, n, ys, c->mm_scratch);
+        }
         add_bias(c->q, l->bq, n, qd);
         add_bias(c->k, l->bk, n, kvd);
         add_bias(c->v, l->bv, n, kvd);
@@ -212,9 +213,12 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
 
         const float *fn = l->ffn_norm->data;
         for (int32_t i = 0; i < n; i++) bm_k_rmsnorm_ref(c->x + i * E, fn, c->hb + i * E, E, h->norm_eps);
-        bm_matmul(c->pool, l->w_gate, c->hb, n, c->gate, c->mm_scratch);
-        bm_matmul(c->pool, l->w_up, c->hb, n, c->up, c->mm_scratch);
-        bm_k_swiglu_ref(c->gate, c->up, c->gate, (int64_t)n * h->n_ff);
+        {
+            const bm_tensor *ws[2] = {l->w_gate, l->w_up};
+            float *ys[2] = {c->gate, c->up};
+            bm_matmul_multi(c->pool, 2, ws, c->hb, n, ys, c->mm_scratch);
+        }
+        bm_kernels_get()->swiglu(c->gate, c->up, c->gate, (int64_t)n * h->n_ff);
         bm_matmul(c->pool, l->w_down, c->gate, n, c->hb, c->mm_scratch);
         for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
     }

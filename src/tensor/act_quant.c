@@ -33,7 +33,20 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
     }
 }
 
-/* Block b of a weight row as signed codes q[32] with value = d * q + m. */
+/* Q4_K/Q5_K 6-bit scale and min of sub-block j from the 12 packed bytes (GGUF layout). */
+static void k4_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+/* Block b (32 elements) of a weight row as integer weights q[32] with value = d * q + m. For
+ * the K formats b is a sub-block of a 256 super-block; for those with 16-element scales (Q6_K,
+ * Q3_K) q already includes the integer scale. */
 static void weight_block(bm_dtype wt, const uint8_t *row, int64_t b, int q[BM_QK], float *d,
                          float *m) {
     uint32_t qh = 0;
@@ -87,6 +100,61 @@ static void weight_block(bm_dtype wt, const uint8_t *row, int64_t b, int q[BM_QK
         }
         return;
     }
+    case BM_Q4_K:
+    case BM_Q5_K: {
+        /* Sub-block j of a 256 super-block: q in 0..15 (0..31), value = d*sc*q - dmin*m. */
+        const size_t bs = wt == BM_Q4_K ? sizeof(bm_block_q4_K) : sizeof(bm_block_q5_K);
+        const uint8_t *p = row + (b / 8) * bs;
+        const int j = (int)(b % 8);
+        uint16_t h;
+        memcpy(&h, p, 2);
+        const float dd = bm_f16_to_f32(h);
+        memcpy(&h, p + 2, 2);
+        const float dmin = bm_f16_to_f32(h);
+        int sc, mn;
+        k4_scale_min(p + 4, j, &sc, &mn);
+        *d = dd * (float)sc;
+        *m = -(dmin * (float)mn);
+        const uint8_t *qs = p + bs - BM_QK_K / 2 + 32 * (j / 2);
+        const uint8_t *qhp = p + 16;
+        for (int l = 0; l < BM_QK; l++) {
+            q[l] = (qs[l] >> (4 * (j % 2))) & 0xF;
+            if (wt == BM_Q5_K) q[l] |= ((qhp[l] >> j) & 1) << 4;
+        }
+        return;
+    }
+    case BM_Q6_K: {
+        /* Effective integer weight: the 8-bit scale of the element's 16-group times (code-32). */
+        const uint8_t *p = row + (b / 8) * sizeof(bm_block_q6_K);
+        const int j = (int)(b % 8), c = j / 4, s = j % 4;
+        const uint8_t *ql = p, *qhp = p + 128;
+        const int8_t *scl = (const int8_t *)(p + 192);
+        uint16_t h;
+        memcpy(&h, p + 208, 2);
+        *d = bm_f16_to_f32(h);
+        for (int l = 0; l < BM_QK; l++) {
+            const int lo = (ql[64 * c + l + 32 * (s % 2)] >> (4 * (s / 2))) & 0xF;
+            const int hi = (qhp[32 * c + l] >> (2 * s)) & 3;
+            q[l] = scl[8 * c + 2 * s + l / 16] * ((lo | hi << 4) - 32);
+        }
+        return;
+    }
+    case BM_Q3_K: {
+        const uint8_t *p = row + (b / 8) * sizeof(bm_block_q3_K);
+        const int j = (int)(b % 8), c = j / 4, s = j % 4;
+        const uint8_t *hm = p, *qs = p + 32, *scb = p + 96;
+        uint16_t h;
+        memcpy(&h, p + 108, 2);
+        *d = bm_f16_to_f32(h);
+        for (int l = 0; l < BM_QK; l++) {
+            const int i = 8 * c + 2 * s + l / 16;
+            const int sc = (((scb[i % 8] >> (4 * (i / 8))) & 0xF) |
+                            ((scb[8 + i % 4] >> (2 * (i / 4))) & 3) << 4) - 32;
+            const int code = ((qs[32 * c + l] >> (2 * s)) & 3) - ((hm[l] >> j) & 1 ? 0 : 4);
+            q[l] = sc * code;
+        }
+        return;
+    }
     default:
         BM_ASSERT(!"bm_mm_q8_ref: unsupported weight type");
     }
@@ -115,4 +183,14 @@ void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t
             a->y[t * a->ldy + r] = (float)acc;
         }
     }
+}
+
+float bm_dot_f32_ref(const float *a, const float *b, int64_t n) {
+    float d = 0;
+    for (int64_t i = 0; i < n; i++) d += a[i] * b[i];
+    return d;
+}
+
+void bm_axpy_f32_ref(float s, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
 }

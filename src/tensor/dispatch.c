@@ -35,22 +35,42 @@ static void fill(bm_kernels *k, int lvl) {
     k->name = level_names[lvl];
     k->level = lvl;
     k->act_q8 = bm_act_q8_ref;
+    k->dot_f32 = bm_dot_f32_ref;
+    k->axpy_f32 = bm_axpy_f32_ref;
+    k->swiglu = bm_k_swiglu_ref;
 #ifndef BM_NO_SIMD
     if (lvl >= BM_LVL_AVX2) {
         k->act_q8 = bm_act_q8_avx2;
+        k->dot_f32 = bm_dot_f32_avx2;
+        k->axpy_f32 = bm_axpy_f32_avx2;
+        k->swiglu = bm_swiglu_avx2;
         k->mm[BM_F32] = bm_mm_f32_avx2;
         k->mm[BM_F16] = bm_mm_f16_avx2;
         k->mm[BM_BF16] = bm_mm_bf16_avx2;
         k->mm[BM_Q8_0] = bm_mm_q8_0_avx2;
         k->mm[BM_Q4_0] = bm_mm_q4_0_avx2;
         k->mm[BM_Q5_0] = bm_mm_q5_0_avx2;
-        k->act[BM_Q8_0] = k->act[BM_Q4_0] = k->act[BM_Q5_0] = BM_ACT_Q8;
+        k->mm[BM_Q4_1] = bm_mm_q4_1_avx2;
+        k->mm[BM_Q5_1] = bm_mm_q5_1_avx2;
+        k->mm[BM_Q3_K] = bm_mm_q3_K_avx2;
+        k->mm[BM_Q4_K] = bm_mm_q4_K_avx2;
+        k->mm[BM_Q5_K] = bm_mm_q5_K_avx2;
+        k->mm[BM_Q6_K] = bm_mm_q6_K_avx2;
+        static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
+                                      BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
+        for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
     }
     if (lvl >= BM_LVL_VNNI) {
         k->act_u8 = true;
         k->mm[BM_Q8_0] = bm_mm_q8_0_vnni;
         k->mm[BM_Q4_0] = bm_mm_q4_0_vnni;
         k->mm[BM_Q5_0] = bm_mm_q5_0_vnni;
+        k->mm[BM_Q4_1] = bm_mm_q4_1_vnni;
+        k->mm[BM_Q5_1] = bm_mm_q5_1_vnni;
+        k->mm[BM_Q3_K] = bm_mm_q3_K_vnni;
+        k->mm[BM_Q4_K] = bm_mm_q4_K_vnni;
+        k->mm[BM_Q5_K] = bm_mm_q5_K_vnni;
+        k->mm[BM_Q6_K] = bm_mm_q6_K_vnni;
     }
 #endif
 }

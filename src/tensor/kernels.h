@@ -43,6 +43,11 @@ typedef struct bm_kernels {
     bm_act_q8_fn act_q8;
     bm_mm_fn mm[BM_DTYPE_COUNT];   /* NULL: the f32 reference bm_k_matmul_ref */
     uint8_t act[BM_DTYPE_COUNT];   /* BM_ACT_* consumed by mm[t] */
+    /* Attention helpers: sum a[i] b[i]; y[i] += s x[i] (fixed order per level). */
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    void (*axpy_f32)(float s, const float *x, float *y, int64_t n);
+    /* y[i] = g[i] / (1 + exp(-g[i])) * u[i] (y may be g). */
+    void (*swiglu)(const float *g, const float *u, float *y, int64_t n);
 } bm_kernels;
 
 /* The table in use (filled on first call). Thread-safe. */
@@ -56,6 +61,16 @@ const bm_kernels *bm_kernels_at(int lvl);
 bool bm_kernels_set_level(int lvl);
 const char *bm_kernels_level_name(int lvl);
 
+/* Most matrices bm_matmul_multi takes at once. */
+#define BM_MM_MULTI_MAX 4
+/* ys[i] = x ws[i]^T for n matrices (1..BM_MM_MULTI_MAX) with the same input x [n_tok, n_in]:
+ * the activations are quantized once and all row chunks of all matrices go to one pool run.
+ * Each output equals what bm_matmul gives for that matrix alone, bitwise. scratch as for
+ * bm_matmul. Falls back to one call per matrix when a matrix has no fast kernel or another
+ * n_in. */
+void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const float *x,
+                     int64_t n_tok, float *const *ys, void *scratch);
+
 /* ---- scalar references of the quantized-activation path (act_quant.c) ------------------ */
 
 /* Scalar activation quantization: per block of 32, d = amax/127, q = round-to-nearest-even
@@ -64,19 +79,40 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
                    bool u8);
 /* y[t, r] = sum_b d_w[r,b] * d_x[t,b] * (integer dot of block b), summed over b in order in
  * double: the exact value every Q8-activation kernel approximates to float rounding. Weight
- * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. */
+ * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K (K types: per 32-element
+ * sub-block, the 16-element integer scales folded into the integer dot). */
 void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t r1);
+
+/* Scalar attention helpers (in order, one accumulator). */
+float bm_dot_f32_ref(const float *a, const float *b, int64_t n);
+void bm_axpy_f32_ref(float s, const float *x, float *y, int64_t n);
 
 /* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */
 #ifndef BM_NO_SIMD
 void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
                     bool u8);
+float bm_dot_f32_avx2(const float *a, const float *b, int64_t n);
+void bm_axpy_f32_avx2(float s, const float *x, float *y, int64_t n);
+/* SwiGLU with a polynomial exp (relative error ~2e-7 over the clamped range [-87, 88]). */
+void bm_swiglu_avx2(const float *g, const float *u, float *y, int64_t n);
 void bm_mm_f32_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_bf16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_1_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_1_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q3_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q6_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_1_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_1_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q3_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);

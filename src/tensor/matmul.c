@@ -1,4 +1,5 @@
-/* Threaded matrix product over the pool. With a fast kernel for the weight type, activations
+/* Threaded matrix product over the pool (one matrix, or several sharing their input in one
+ * fused run: Q/K/V, gate/up). With a fast kernel for the weight type, activations
  * that the kernel wants quantized are converted once per call (int8 blocks of 32 into the
  * caller's scratch, split by tokens over the pool), then weight rows are handed out in chunks
  * claimed dynamically by the pool's workers; every chunk covers all tokens of its rows, so a
@@ -60,53 +61,103 @@ static void quant_run(void *ctx, int ith, int nth) {
     if (lo < hi) t->k->act_q8(t->x_f32, t->a.n_in, lo, hi, &t->a, t->k->act_u8);
 }
 
+/* One fused run over several matrices sharing the input: task i is chunk i of the
+ * concatenated row space (each matrix cut into its own chunks). */
+typedef struct multi_task {
+    int n;
+    mm_task t[BM_MM_MULTI_MAX];
+    int64_t first[BM_MM_MULTI_MAX + 1]; /* first task index of each matrix */
+} multi_task;
+
 static void fast_run(void *ctx, int ith, int nth) {
-    const mm_task *t = ctx;
-    const int64_t lo = (int64_t)ith * t->chunk;
+    const multi_task *mt = ctx;
+    int i = 0;
+    while (i + 1 < mt->n && ith >= mt->first[i + 1]) i++;
+    const mm_task *t = &mt->t[i];
+    const int64_t lo = (int64_t)(ith - mt->first[i]) * t->chunk;
     int64_t hi = lo + t->chunk;
     if (hi > t->w->ne[1]) hi = t->w->ne[1];
     if (lo < hi) t->k->mm[t->w->type](&t->a, lo, hi);
 }
 
-void bm_matmul(bm_pool *pool, const bm_tensor *w, const float *x, int64_t n_tok, float *y,
-               void *scratch) {
-    const int nth = bm_pool_n_threads(pool);
-    mm_task t;
-    memset(&t, 0, sizeof t);
-    t.k = bm_kernels_get();
-    t.w = w;
-    t.x_f32 = x;
-    t.a.w = w->data;
-    t.a.n_in = w->ne[0];
-    t.a.n_tok = n_tok;
-    t.a.x = x;
-    t.a.y = y;
-    t.a.ldy = w->ne[1];
-    BM_ASSERT(bm_row_bytes(w->type, w->ne[0], &t.a.row_bytes));
+static void init_task(mm_task *t, const bm_kernels *k, const bm_tensor *w, const float *x,
+                      int64_t n_tok, float *y, void *scratch, int nth) {
+    memset(t, 0, sizeof *t);
+    t->k = k;
+    t->w = w;
+    t->x_f32 = x;
+    t->a.w = w->data;
+    t->a.n_in = w->ne[0];
+    t->a.n_tok = n_tok;
+    t->a.x = x;
+    t->a.y = y;
+    t->a.ldy = w->ne[1];
+    BM_ASSERT(bm_row_bytes(w->type, w->ne[0], &t->a.row_bytes));
     size_t qo, dof, so, total;
-    layout(w->ne[0], n_tok, nth, &t.scratch_per_thread, &qo, &dof, &so, &total, &t.a.ldq,
-           &t.a.ldd);
-    t.scratch = scratch;
-    if (n_tok <= 0 || w->ne[1] <= 0) return;
+    layout(w->ne[0], n_tok, nth, &t->scratch_per_thread, &qo, &dof, &so, &total, &t->a.ldq,
+           &t->a.ldd);
+    t->scratch = scratch;
+    t->a.xq = (uint8_t *)scratch + qo;
+    t->a.xd = (const float *)((uint8_t *)scratch + dof);
+    t->a.xs = (const int32_t *)((uint8_t *)scratch + so);
+}
 
-    const bm_mm_fn fn = (unsigned)w->type < BM_DTYPE_COUNT ? t.k->mm[w->type] : NULL;
-    if (!fn) {
-        bm_pool_run(pool, ref_run, &t, nth);
+void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const float *x,
+                     int64_t n_tok, float *const *ys, void *scratch) {
+    BM_ASSERT(n >= 1 && n <= BM_MM_MULTI_MAX);
+    const int nth = bm_pool_n_threads(pool);
+    const bm_kernels *k = bm_kernels_get();
+    if (n_tok <= 0) return;
+    /* Fused only when every matrix has a fast kernel and the same n_in; otherwise one by one. */
+    bool fused = true, q8 = false;
+    for (int i = 0; i < n; i++) {
+        const bm_tensor *w = ws[i];
+        if ((unsigned)w->type >= BM_DTYPE_COUNT || !k->mm[w->type] || w->ne[0] != ws[0]->ne[0])
+            fused = false;
+        else if (k->act[w->type] == BM_ACT_Q8)
+            q8 = true;
+    }
+    if (!fused) {
+        for (int i = 0; i < n; i++) {
+            if (ws[i]->ne[1] <= 0) continue;
+            mm_task t;
+            init_task(&t, k, ws[i], x, n_tok, ys[i], scratch, nth);
+            const bm_mm_fn fn = (unsigned)ws[i]->type < BM_DTYPE_COUNT ? k->mm[ws[i]->type]
+                                                                       : NULL;
+            if (!fn) {
+                bm_pool_run(pool, ref_run, &t, nth);
+                continue;
+            }
+            bm_matmul_multi(pool, 1, &ws[i], x, n_tok, &ys[i], scratch);
+        }
         return;
     }
-    if (t.k->act[w->type] == BM_ACT_Q8) {
-        t.a.xq = (uint8_t *)scratch + qo;
-        t.a.xd = (const float *)((uint8_t *)scratch + dof);
-        t.a.xs = (const int32_t *)((uint8_t *)scratch + so);
-        /* Splitting tokens over threads only pays when there is enough to convert. */
-        const int qth = n_tok * w->ne[0] >= 32768 ? (n_tok < nth ? (int)n_tok : nth) : 1;
-        bm_pool_run(pool, quant_run, &t, qth);
+    multi_task mt;
+    mt.n = n;
+    mt.first[0] = 0;
+    for (int i = 0; i < n; i++) {
+        mm_task *t = &mt.t[i];
+        init_task(t, k, ws[i], x, n_tok, ys[i], scratch, nth);
+        /* Chunks: about 8 per thread so a thread slowed by another process is evened out, at
+         * least 4 rows each. */
+        const int64_t rows = ws[i]->ne[1] > 0 ? ws[i]->ne[1] : 0;
+        int64_t n_chunks = (int64_t)nth * 8;
+        t->chunk = (rows + n_chunks - 1) / n_chunks;
+        if (t->chunk < 4) t->chunk = 4;
+        n_chunks = (rows + t->chunk - 1) / t->chunk;
+        mt.first[i + 1] = mt.first[i] + n_chunks;
     }
-    /* Chunks: about 8 per thread so a thread slowed by another process is evened out, at
-     * least 4 rows each. */
-    int64_t n_chunks = (int64_t)nth * 8;
-    t.chunk = (w->ne[1] + n_chunks - 1) / n_chunks;
-    if (t.chunk < 4) t.chunk = 4;
-    n_chunks = (w->ne[1] + t.chunk - 1) / t.chunk;
-    bm_pool_run(pool, fast_run, &t, (int)n_chunks);
+    if (mt.first[n] == 0) return;
+    if (q8) {
+        /* Quantized once for every matrix. Splitting tokens over threads only pays when there
+         * is enough to convert. */
+        const int qth = n_tok * ws[0]->ne[0] >= 32768 ? (n_tok < nth ? (int)n_tok : nth) : 1;
+        bm_pool_run(pool, quant_run, &mt.t[0], qth);
+    }
+    bm_pool_run(pool, fast_run, &mt, (int)mt.first[n]);
+}
+
+void bm_matmul(bm_pool *pool, const bm_tensor *w, const float *x, int64_t n_tok, float *y,
+               void *scratch) {
+    bm_matmul_multi(pool, 1, &w, x, n_tok, &y, scratch);
 }

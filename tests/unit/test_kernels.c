@@ -16,13 +16,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static const bm_dtype FAST_TYPES[] = {BM_F32, BM_F16, BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0};
+static const bm_dtype FAST_TYPES[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0,
+                                      BM_Q4_1, BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
 #define N_FAST (int)(sizeof FAST_TYPES / sizeof FAST_TYPES[0])
 static const int64_t TOKS[] = {1, 2, 3, 7, 16, 33};
 /* Float types take the STYLE sizes as is; block types the nearest valid multiples of 32
  * ({1,7,31,32} -> 32, 33 -> 64, 4097 -> 4128) plus one K-size row (256). */
 static const int64_t N_FLOAT[] = {1, 7, 31, 32, 33, 4097};
 static const int64_t N_BLOCK[] = {32, 64, 256, 4128};
+/* K formats: multiples of 256 (one, two and 17 super-blocks). */
+static const int64_t N_KBLOCK[] = {256, 512, 4352};
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void) { /* xorshift, uniform in [-1, 1) */
@@ -228,8 +231,9 @@ Test(kernels, every_level_matches_references) {
         for (int ti = 0; ti < N_FAST; ti++) {
             const bm_dtype type = FAST_TYPES[ti];
             const bool blk = block_type(type);
-            const int64_t *ns = blk ? N_BLOCK : N_FLOAT;
-            const int nn = blk ? 4 : 6;
+            const bool kblk = bm_type_traits_get(type)->block_elems == BM_QK_K;
+            const int64_t *ns = kblk ? N_KBLOCK : blk ? N_BLOCK : N_FLOAT;
+            const int nn = kblk ? 3 : blk ? 4 : 6;
             double worst = 0;
             for (int i = 0; i < nn; i++)
                 for (int j = 0; j < 6; j++) {
@@ -248,8 +252,8 @@ Test(kernels, every_level_matches_references) {
 
 Test(kernels, batch_invariance_bitwise) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    const bm_dtype types[] = {BM_F32, BM_F16, BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K,
-                              BM_Q6_K};
+    const bm_dtype types[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1,
+                              BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K, BM_Q2_K};
     for (int lvl = 0; lvl < fast_level_count(); lvl++) {
         cr_assert(bm_kernels_set_level(lvl));
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -281,6 +285,110 @@ Test(kernels, batch_invariance_bitwise) {
     bm_kernels_set_level(bm_kernels_max_level());
 }
 
+/* bm_matmul_multi (one quantization, one fused run) must equal separate bm_matmul calls
+ * bitwise, for mixed types (fused) and with a type lacking a fast kernel (one by one). */
+Test(kernels, matmul_multi_equals_separate_calls) {
+    bm_pool *pool = bm_pool_new(2, NULL);
+    const bm_dtype sets[2][3] = {{BM_Q4_K, BM_Q6_K, BM_F16}, {BM_Q8_0, BM_Q2_K, BM_Q4_0}};
+    const int64_t n_in = 512, outs[3] = {40, 9, 23};
+    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+        cr_assert(bm_kernels_set_level(lvl));
+        for (int si = 0; si < 2; si++)
+            for (int64_t n_tok = 1; n_tok <= 6; n_tok += 5) {
+                wmat w[3];
+                const bm_tensor *ws[3];
+                float *ys[3], *ref[3];
+                float *x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
+                for (int64_t i = 0; i < n_tok * n_in; i++) x[i] = frand();
+                for (int i = 0; i < 3; i++) {
+                    w[i] = make_w(sets[si][i], n_in, outs[i], i);
+                    ws[i] = &w[i].t;
+                    ys[i] = malloc(sizeof(float) * (size_t)(n_tok * outs[i]));
+                    ref[i] = malloc(sizeof(float) * (size_t)(n_tok * outs[i]));
+                    run_mm(pool, ws[i], x, n_tok, ref[i]);
+                }
+                size_t sb = bm_matmul_scratch_bytes(n_in, n_tok, bm_pool_n_threads(pool));
+                void *scr = aligned_alloc(64, (sb + 63) & ~(size_t)63);
+                bm_matmul_multi(pool, 3, ws, x, n_tok, ys, scr);
+                for (int i = 0; i < 3; i++) {
+                    cr_assert(!memcmp(ys[i], ref[i], sizeof(float) * (size_t)(n_tok * outs[i])),
+                              "%s: multi differs for %s (n_tok %ld)", bm_kernels_level_name(lvl),
+                              bm_dtype_name(sets[si][i]), (long)n_tok);
+                    free(ys[i]);
+                    free(ref[i]);
+                    free_w(&w[i]);
+                }
+                free(scr);
+                free(x);
+            }
+    }
+    bm_pool_free(pool);
+    bm_kernels_set_level(bm_kernels_max_level());
+}
+
+/* Attention helpers of every level against double sums (float summation bound), odd sizes and
+ * misaligned pointers. */
+Test(kernels, attention_dot_axpy) {
+    static const int64_t ns[] = {1, 7, 8, 15, 16, 17, 64, 100, 128};
+    float *a = malloc(sizeof(float) * 130), *b = malloc(sizeof(float) * 130);
+    float *y = malloc(sizeof(float) * 130), *y0 = malloc(sizeof(float) * 130);
+    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+        const bm_kernels *k = bm_kernels_at(lvl);
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+            const int64_t n = ns[i];
+            for (int64_t e = 0; e < 130; e++) {
+                a[e] = frand();
+                b[e] = frand();
+                y0[e] = y[e] = frand();
+            }
+            double ex = 0, mag = 0;
+            for (int64_t e = 0; e < n; e++) {
+                ex += (double)a[e + 1] * b[e];
+                mag += fabs((double)a[e + 1] * b[e]);
+            }
+            const double got = k->dot_f32(a + 1, b, n);
+            cr_assert(fabs(got - ex) <= ((double)n + 8) * U * mag + 1e-30,
+                      "%s dot n=%ld: %.9g vs %.9g", k->name, (long)n, got, ex);
+            k->axpy_f32(0.37f, a + 1, y + 1, n);
+            for (int64_t e = 0; e < n; e++) {
+                const double want = (double)y0[e + 1] + 0.37 * (double)a[e + 1];
+                cr_assert(fabs(y[e + 1] - want) <= 4 * U * (fabs(want) + fabs(0.37 * a[e + 1])),
+                          "%s axpy n=%ld e=%ld", k->name, (long)n, (long)e);
+            }
+            cr_assert(y[0] == y0[0] && y[n + 1] == y0[n + 1], "axpy wrote outside [0, n)");
+        }
+    }
+    free(a);
+    free(b);
+    free(y);
+    free(y0);
+}
+
+/* SwiGLU of every level against the double formula: relative error <= 2e-6 over a wide range
+ * (including saturation of the gate), odd lengths, in place (y == g). */
+Test(kernels, swiglu_every_level) {
+    const int64_t n = 1003;
+    float *g = malloc(sizeof(float) * (size_t)n), *u = malloc(sizeof(float) * (size_t)n);
+    float *y = malloc(sizeof(float) * (size_t)n);
+    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+        const bm_kernels *k = bm_kernels_at(lvl);
+        for (int64_t i = 0; i < n; i++) {
+            g[i] = i < 20 ? (float)(i - 10) * 12.0f : 9.0f * frand(); /* -120 .. 108, then ±9 */
+            u[i] = frand();
+            y[i] = g[i];
+        }
+        k->swiglu(y, u, y, n);
+        for (int64_t i = 0; i < n; i++) {
+            const double v = g[i], want = v / (1.0 + exp(-v)) * u[i];
+            cr_assert(fabs(y[i] - want) <= 2e-6 * fabs(want) + 1e-30, "%s swiglu(%g, %g) = %.9g, "
+                      "want %.9g", k->name, g[i], u[i], y[i], want);
+        }
+    }
+    free(g);
+    free(u);
+    free(y);
+}
+
 /* Logits of a short prompt (all positions) at level lvl. */
 static float *forward_logits(const char *path, int lvl, int32_t n, int32_t *n_vocab) {
     bm_model *m = NULL;
@@ -303,7 +411,7 @@ static float *forward_logits(const char *path, int lvl, int32_t n, int32_t *n_vo
 }
 
 Test(kernels, forward_pass_fast_vs_ref) {
-    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_F16};
+    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K, BM_F16};
     char path[] = "/tmp/bm-kern-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
