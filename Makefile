@@ -120,10 +120,10 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/run.sh $(BUILD) $(DEFAULT_MODEL)
 
-# The default model, from scratch (see models/README.md; the data prepare / train / quantize steps
-# need `baimo data prepare`, `baimo train` and `baimo quantize`).
 CORPUS ?= build/corpus
-DM_ARCH ?= --arch llama --dim 384 --layers 6 --heads 6 --kv-heads 2 --ff 1024 --ctx 512
+DM_ARCH ?= --arch llama --dim 288 --layers 6 --heads 6 --kv-heads 2 --ff 768 --ctx 256 --tied
+# The default model (models/README.md): corpus from Debian packages -> tokenizer -> shards ->
+# pretraining -> SFT on derived chat pairs -> Q8_0. About 50 minutes on 2 cores.
 default-model: all
 	bash scripts/corpus.sh $(CORPUS)
 	$(BUILD)/baimo train-tokenizer -f $(CORPUS)/pretrain.txt --vocab 8192 -o $(CORPUS)/tokenizer.json
@@ -132,10 +132,12 @@ default-model: all
 	$(BUILD)/baimo data prepare --chat $(CORPUS)/sft.jsonl --tokenizer $(CORPUS)/tokenizer.json \
 	  -o $(CORPUS)/sft
 	$(BUILD)/baimo train $(DM_ARCH) -d $(CORPUS)/pretrain --tokenizer $(CORPUS)/tokenizer.json \
-	  --batch 16 --steps 20000 --lr 6e-4 -o $(CORPUS)/base.gguf
-	$(BUILD)/baimo train $(DM_ARCH) -d $(CORPUS)/sft --tokenizer $(CORPUS)/tokenizer.json \
-	  --batch 16 --steps 2000 --lr 1e-4 --init $(CORPUS)/base.gguf -o $(CORPUS)/sft.gguf
-	$(BUILD)/baimo quantize $(CORPUS)/sft.gguf models/default.gguf Q8_0
+	  --batch 16 --steps 700 --lr 1e-3 --warmup 40 --min-lr 1e-4 --eval-every 100 \
+	  --save-every 100 --seed 1 -o $(CORPUS)/base.gguf
+	$(BUILD)/baimo train --init $(CORPUS)/base.gguf -d $(CORPUS)/sft --batch 16 --steps 240 \
+	  --lr 5e-4 --warmup 20 --min-lr 5e-5 --eval-every 60 --save-every 60 --seed 2 \
+	  -o $(CORPUS)/sft.gguf
+	$(BUILD)/baimo quantize $(CORPUS)/sft.gguf models/default.gguf q8_0
 
 clean:
 	rm -rf build build-san
