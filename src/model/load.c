@@ -101,6 +101,11 @@ bm_status bm_model_check(bm_model *m, bm_err *err) {
     const bm_hparams *h = &m->hp;
     bm_status st = check_hparams(h, err);
     if (st) return st;
+    /* Baichuan 13B (40 layers) uses ALiBi position biases instead of RoPE (Baichuan and
+     * Baichuan2 model cards); running it with RoPE would be a silent wrong answer. */
+    if (!strcmp(m->arch->name, "baichuan") && h->n_layer == 40)
+        return bm_err_set(err, BM_EUNSUPPORTED, "model: Baichuan 13B (40 layers) uses ALiBi "
+                          "attention, which baimo does not support yet (the 7B layout is)");
     int64_t qd = (int64_t)h->n_head * h->head_dim, kvd = (int64_t)h->n_head_kv * h->head_dim;
     if ((st = check_shape(m->tok_embd, "token embedding", 2, h->n_embd, h->n_vocab, err)) ||
         (st = check_shape(m->out_norm, "output norm", 1, h->n_embd, 0, err)) ||
