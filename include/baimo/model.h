@@ -72,6 +72,12 @@ struct bm_model {
     bm_arena arena;            /* converted small tensors, names */
     uint64_t n_params;
     uint64_t weight_bytes;
+    /* Matmul weights repacked at load for the kernels in use (bm_tensor_pack); BM_NO_PACK=1
+     * in the environment turns it off. */
+    void **packs;              /* owned buffers */
+    int32_t n_packs;
+    uint64_t pack_bytes;
+    double pack_secs;
 };
 
 /* Loads a .gguf file or a Hugging Face model directory (config.json + *.safetensors).

@@ -81,6 +81,10 @@ typedef struct bm_tensor {
     int64_t ne[BM_MAX_DIMS];
     const void *data;
     size_t n_bytes;
+    /* Optional copy of the rows repacked for the fast kernels (bm_tensor_pack): groups of
+     * BM_PACK_ROWS rows interleaved so one vector instruction serves all of them. NULL when
+     * not packed; data always keeps the original layout for everything else. */
+    const void *packed;
 } bm_tensor;
 
 static inline int64_t bm_tensor_nelem(const bm_tensor *t) {
@@ -88,6 +92,15 @@ static inline int64_t bm_tensor_nelem(const bm_tensor *t) {
     for (int i = 0; i < t->n_dims; i++) n *= t->ne[i];
     return n;
 }
+/* Rows per interleaved group of a packed tensor. */
+#define BM_PACK_ROWS 16
+/* Whether the kernels in use have a packed layout for t (its type and shape). */
+bool bm_tensor_packable(const bm_tensor *t);
+/* Packs t's rows into a new 64-byte-aligned buffer for the kernels in use and sets t->packed;
+ * *buf receives the buffer (free() it after the tensor's last use), *bytes its size.
+ * BM_EINVAL when the tensor is not packable, BM_ENOMEM when out of memory. */
+bm_status bm_tensor_pack(bm_tensor *t, void **buf, size_t *bytes, bm_err *err);
+
 /* Row r (of ne[0] elements) dequantized into y. */
 void bm_tensor_get_row(const bm_tensor *t, int64_t r, float *y);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 bm_tensor *bm_model_add_tensor(bm_model *m, const char *name, bm_dtype type, int n_dims,
@@ -155,6 +156,45 @@ bm_status bm_model_check(bm_model *m, bm_err *err) {
     return BM_OK;
 }
 
+/* Repacks every matmul weight the kernels in use have a packed layout for. The original rows
+ * stay mapped; once copied they are handed back to the kernel (MADV_PAGEOUT keeps contents:
+ * file pages fault back in if a scalar path ever reads them), so peak memory stays near the
+ * file size instead of twice it. */
+static bm_status pack_weights(bm_model *m, bm_err *err) {
+    const char *off = getenv("BM_NO_PACK");
+    if (off && *off && strcmp(off, "0")) return BM_OK;
+    const double t0 = bm_time_now();
+    const int32_t nl = m->hp.n_layer;
+    m->packs = bm_calloc((size_t)nl * 7 + 1, sizeof(void *), err);
+    if (!m->packs) return BM_ENOMEM;
+    for (int32_t l = 0; l <= nl; l++) {
+        const bm_layer *L = l < nl ? &m->layers[l] : NULL;
+        const bm_tensor *ts[7] = {0};
+        if (L) {
+            const bm_tensor *lt[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            memcpy(ts, lt, sizeof lt);
+        } else {
+            ts[0] = m->output;
+        }
+        for (int i = 0; i < 7; i++) {
+            bm_tensor *t = (bm_tensor *)ts[i]; /* a view in m->tensors, owned by m */
+            if (!t || t->packed || !bm_tensor_packable(t)) continue;
+            size_t bytes;
+            bm_status st = bm_tensor_pack(t, &m->packs[m->n_packs], &bytes, err);
+            if (st) return st;
+            m->n_packs++;
+            m->pack_bytes += bytes;
+#ifdef MADV_PAGEOUT
+            const uintptr_t pg = 4096, a = ((uintptr_t)t->data + pg - 1) & ~(pg - 1),
+                            e = ((uintptr_t)t->data + t->n_bytes) & ~(pg - 1);
+            if (e > a) (void)madvise((void *)a, e - a, MADV_PAGEOUT);
+#endif
+        }
+    }
+    m->pack_secs = bm_time_now() - t0;
+    return BM_OK;
+}
+
 bm_status bm_model_load(const char *path, bm_model **out, bm_err *err) {
     *out = NULL;
     struct stat st;
@@ -168,6 +208,7 @@ bm_status bm_model_load(const char *path, bm_model **out, bm_err *err) {
     bm_status s = S_ISDIR(st.st_mode) ? bm_model_load_hf(m, path, err)
                                       : bm_model_load_gguf(m, path, err);
     if (s == BM_OK) s = bm_model_check(m, err);
+    if (s == BM_OK) s = pack_weights(m, err);
     if (s != BM_OK) {
         bm_model_free(m);
         return s;
@@ -181,6 +222,8 @@ void bm_model_free(bm_model *m) {
     bm_gguf_close(m->gguf);
     bm_st_close(m->st);
     bm_arena_fini(&m->arena);
+    for (int32_t i = 0; i < m->n_packs; i++) free(m->packs[i]);
+    free(m->packs);
     free(m->tensors);
     free(m->layers);
     free(m->path);

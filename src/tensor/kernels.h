@@ -13,7 +13,8 @@ enum { BM_LVL_REF = 0, BM_LVL_AVX2 = 1, BM_LVL_VNNI = 2, BM_LVL_COUNT = 3 };
 /* Activation formats. */
 enum {
     BM_ACT_F32 = 0, /* the caller's x as is */
-    BM_ACT_Q8 = 1   /* per token: n_in/32 blocks of 32 int8 codes, float d (x ~ d * q) */
+    BM_ACT_Q8 = 1,  /* per token: n_in/32 blocks of 32 int8 codes, float d (x ~ d * q) */
+    BM_ACT_Q8S = 2  /* BM_ACT_Q8 with the codes always signed (packed kernels) */
 };
 
 /* Arguments of one matmul kernel call over weight rows [r0, r1) and every token. */
@@ -43,6 +44,9 @@ typedef struct bm_kernels {
     bm_act_q8_fn act_q8;
     bm_mm_fn mm[BM_DTYPE_COUNT];   /* NULL: the f32 reference bm_k_matmul_ref */
     uint8_t act[BM_DTYPE_COUNT];   /* BM_ACT_* consumed by mm[t] */
+    /* Kernels over weights repacked by bm_tensor_pack (a->w = the packed buffer, rows r0 a
+     * multiple of BM_PACK_ROWS); they consume BM_ACT_Q8S. NULL: no packed layout. */
+    bm_mm_fn mmp[BM_DTYPE_COUNT];
     /* Attention helpers: sum a[i] b[i]; y[i] += s x[i] (fixed order per level). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     void (*axpy_f32)(float s, const float *x, float *y, int64_t n);
@@ -70,6 +74,23 @@ const char *bm_kernels_level_name(int lvl);
  * n_in. */
 void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const float *x,
                      int64_t n_tok, float *const *ys, void *scratch);
+
+/* ---- packed weights (repack.c) ----------------------------------------------------------
+ * Rows are grouped by BM_PACK_ROWS (16; the last group padded with zero rows). A group holds,
+ * for each 32-element block b in order, the codes of its 16 rows interleaved by 4 columns:
+ * byte (c * 16 + i) * 4 + j = row i, column b * 32 + 4 c + j (c = 0..7), so that one 64-byte
+ * vector holds 4 consecutive columns of all 16 rows;
+ *   Q8_0: 512 bytes per block, codes stored + 128 (unsigned);
+ *   Q4_0: 256 bytes per block, the 4-bit codes (0..15, value code - 8) of column quads 2 c' and
+ *         2 c' + 1 in the low and high nibble of 64-byte vector c' (c' = 0..3);
+ * followed by all the group's scales: nb x 16 f16 (block b, row i at b * 16 + i), the group
+ * padded to a multiple of 64 bytes. Sizes equal the original rows' (18 and 34 bytes per row and
+ * block) up to that padding. */
+/* Bytes of one packed group of n_in columns (0 when type has no packed layout). */
+size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in);
+/* Packs rows [g * 16, g * 16 + 16) of w (row stride row_bytes, n_rows in all) into dst. */
+void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
+                   int64_t n_rows, int64_t g, uint8_t *dst);
 
 /* ---- scalar references of the quantized-activation path (act_quant.c) ------------------ */
 
@@ -116,6 +137,8 @@ void bm_mm_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);

@@ -4,7 +4,9 @@
  * caller's scratch, split by tokens over the pool), then weight rows are handed out in chunks
  * claimed dynamically by the pool's workers; every chunk covers all tokens of its rows, so a
  * weight row is read once per call. Types without a fast kernel run the scalar reference with
- * one contiguous row range per thread. Each output element is computed by exactly one thread
+ * one contiguous row range per thread. Tensors packed at load (t->packed) use the level's packed
+ * kernel, in chunks of whole row groups, when it has one, and their original rows otherwise.
+ * Each output element is computed by exactly one thread
  * with an instruction sequence that does not depend on n_tok: results are batch invariant. */
 #include "tensor/kernels.h"
 
@@ -16,6 +18,9 @@
 typedef struct mm_task {
     const bm_kernels *k;
     const bm_tensor *w;
+    bm_mm_fn fn;            /* fast kernel (NULL: the reference path) */
+    int act;                /* BM_ACT_* it consumes */
+    bool u8;                /* Q8 codes stored + 128 */
     bm_mm_args a;
     uint8_t *scratch;       /* per-thread f32 rows for the reference path */
     size_t scratch_per_thread;
@@ -58,7 +63,7 @@ static void quant_run(void *ctx, int ith, int nth) {
     const mm_task *t = ctx;
     int64_t lo, hi;
     bm_split_range(t->a.n_tok, ith, nth, &lo, &hi);
-    if (lo < hi) t->k->act_q8(t->x_f32, t->a.n_in, lo, hi, &t->a, t->k->act_u8);
+    if (lo < hi) t->k->act_q8(t->x_f32, t->a.n_in, lo, hi, &t->a, t->u8);
 }
 
 /* One fused run over several matrices sharing the input: task i is chunk i of the
@@ -77,7 +82,7 @@ static void fast_run(void *ctx, int ith, int nth) {
     const int64_t lo = (int64_t)(ith - mt->first[i]) * t->chunk;
     int64_t hi = lo + t->chunk;
     if (hi > t->w->ne[1]) hi = t->w->ne[1];
-    if (lo < hi) t->k->mm[t->w->type](&t->a, lo, hi);
+    if (lo < hi) t->fn(&t->a, lo, hi);
 }
 
 static void init_task(mm_task *t, const bm_kernels *k, const bm_tensor *w, const float *x,
@@ -87,6 +92,18 @@ static void init_task(mm_task *t, const bm_kernels *k, const bm_tensor *w, const
     t->w = w;
     t->x_f32 = x;
     t->a.w = w->data;
+    if ((unsigned)w->type < BM_DTYPE_COUNT) {
+        if (w->packed && k->mmp[w->type]) {
+            /* Packed rows: their own kernel; the original bytes stay for every other level. */
+            t->fn = k->mmp[w->type];
+            t->act = BM_ACT_Q8S;
+            t->a.w = w->packed;
+        } else {
+            t->fn = k->mm[w->type];
+            t->act = k->act[w->type];
+        }
+        t->u8 = t->act == BM_ACT_Q8 && k->act_u8;
+    }
     t->a.n_in = w->ne[0];
     t->a.n_tok = n_tok;
     t->a.x = x;
@@ -108,24 +125,26 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
     const int nth = bm_pool_n_threads(pool);
     const bm_kernels *k = bm_kernels_get();
     if (n_tok <= 0) return;
-    /* Fused only when every matrix has a fast kernel and the same n_in; otherwise one by one. */
-    bool fused = true, q8 = false;
+    /* Fused only when every matrix has a fast kernel, the same n_in and (for those with
+     * quantized activations) the same code format; otherwise one by one. */
+    mm_task probe[BM_MM_MULTI_MAX];
+    bool fused = true, q8 = false, u8 = false;
     for (int i = 0; i < n; i++) {
         const bm_tensor *w = ws[i];
-        if ((unsigned)w->type >= BM_DTYPE_COUNT || !k->mm[w->type] || w->ne[0] != ws[0]->ne[0])
+        init_task(&probe[i], k, w, x, n_tok, ys[i], scratch, nth);
+        if (!probe[i].fn || w->ne[0] != ws[0]->ne[0]) {
             fused = false;
-        else if (k->act[w->type] == BM_ACT_Q8)
+        } else if (probe[i].act != BM_ACT_F32) {
+            if (q8 && probe[i].u8 != u8) fused = false;
             q8 = true;
+            u8 = probe[i].u8;
+        }
     }
     if (!fused) {
         for (int i = 0; i < n; i++) {
             if (ws[i]->ne[1] <= 0) continue;
-            mm_task t;
-            init_task(&t, k, ws[i], x, n_tok, ys[i], scratch, nth);
-            const bm_mm_fn fn = (unsigned)ws[i]->type < BM_DTYPE_COUNT ? k->mm[ws[i]->type]
-                                                                       : NULL;
-            if (!fn) {
-                bm_pool_run(pool, ref_run, &t, nth);
+            if (!probe[i].fn) {
+                bm_pool_run(pool, ref_run, &probe[i], nth);
                 continue;
             }
             bm_matmul_multi(pool, 1, &ws[i], x, n_tok, &ys[i], scratch);
@@ -137,13 +156,15 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
     mt.first[0] = 0;
     for (int i = 0; i < n; i++) {
         mm_task *t = &mt.t[i];
-        init_task(t, k, ws[i], x, n_tok, ys[i], scratch, nth);
+        *t = probe[i];
         /* Chunks: about 8 per thread so a thread slowed by another process is evened out, at
          * least 4 rows each. */
         const int64_t rows = ws[i]->ne[1] > 0 ? ws[i]->ne[1] : 0;
         int64_t n_chunks = (int64_t)nth * 8;
         t->chunk = (rows + n_chunks - 1) / n_chunks;
         if (t->chunk < 4) t->chunk = 4;
+        if (t->a.w == ws[i]->packed) /* whole groups of packed rows */
+            t->chunk = (t->chunk + BM_PACK_ROWS - 1) / BM_PACK_ROWS * BM_PACK_ROWS;
         n_chunks = (rows + t->chunk - 1) / t->chunk;
         mt.first[i + 1] = mt.first[i] + n_chunks;
     }
@@ -152,7 +173,9 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
         /* Quantized once for every matrix. Splitting tokens over threads only pays when there
          * is enough to convert. */
         const int qth = n_tok * ws[0]->ne[0] >= 32768 ? (n_tok < nth ? (int)n_tok : nth) : 1;
-        bm_pool_run(pool, quant_run, &mt.t[0], qth);
+        mm_task qt = mt.t[0];
+        qt.u8 = u8;
+        bm_pool_run(pool, quant_run, &qt, qth);
     }
     bm_pool_run(pool, fast_run, &mt, (int)mt.first[n]);
 }

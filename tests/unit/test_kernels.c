@@ -119,7 +119,7 @@ static const double U = 1.0 / 16777216.0; /* float unit roundoff 2^-24 */
 /* Checks y (from bm_matmul at level lvl) for one type/shape; returns the worst error relative
  * to its bound. */
 static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, int64_t n_tok,
-                         int64_t n_out) {
+                         int64_t n_out, bool pack) {
     const bm_kernels *k = bm_kernels_at(lvl);
     const int mis = (type == BM_F32 || type == BM_F16 || type == BM_BF16) ? 2 + (int)(n_in & 1)
                                                                             : 1;
@@ -129,18 +129,25 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
     float *x = xb + 1, *y = yb + 1;
     for (int64_t i = 0; i < n_tok * n_in; i++) x[i] = frand();
     cr_assert(bm_kernels_set_level(lvl));
+    void *pbuf = NULL;
+    if (pack) {
+        size_t pbytes;
+        bm_err err = {0};
+        cr_assert(bm_tensor_pack(&w.t, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
+    }
     run_mm(pool, &w.t, x, n_tok, y);
 
     double worst = 0;
-    const bool q8 = k->mm[type] && k->act[type] == BM_ACT_Q8;
+    const bool q8 = (k->mm[type] && k->act[type] == BM_ACT_Q8) || pack;
+    const bool u8 = pack ? false : k->act_u8;
     actq aq;
     float *yq = NULL;
     if (q8) {
         /* The level's own quantizer must equal the scalar reference bitwise. */
-        aq = quant_act(x, n_in, n_tok, k->act_u8);
-        actq mine = quant_act(x, n_in, n_tok, k->act_u8);
+        aq = quant_act(x, n_in, n_tok, u8);
+        actq mine = quant_act(x, n_in, n_tok, u8);
         memset(mine.q, 0xAB, (size_t)(n_tok * n_in));
-        k->act_q8(x, n_in, 0, n_tok, &mine.a, k->act_u8);
+        k->act_q8(x, n_in, 0, n_tok, &mine.a, u8);
         cr_assert(!memcmp(mine.q, aq.q, (size_t)(n_tok * n_in)), "act codes differ (%s)",
                   k->name);
         cr_assert(!memcmp(mine.d, aq.d, sizeof(float) * (size_t)(n_tok * n_in / BM_QK)));
@@ -151,7 +158,7 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
         cr_assert(bm_row_bytes(type, n_in, &aq.a.row_bytes));
         aq.a.y = yq;
         aq.a.ldy = n_out;
-        bm_mm_q8_ref(type, &aq.a, k->act_u8, 0, n_out);
+        bm_mm_q8_ref(type, &aq.a, u8, 0, n_out);
     }
     for (int64_t t = 0; t < n_tok; t++)
         for (int64_t r = 0; r < n_out; r++) {
@@ -182,7 +189,7 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
                     double am = 0;
                     for (int j = 0; j < BM_QK; j++) {
                         const uint8_t c = aq.q[t * n_in + b * BM_QK + j];
-                        const int v = k->act_u8 ? (int)c - 128 : (int8_t)c;
+                        const int v = u8 ? (int)c - 128 : (int8_t)c;
                         am += fabs((double)wr[b * BM_QK + j] * dx * v);
                         qstep += fabs((double)wr[b * BM_QK + j]) * dx * 0.5;
                     }
@@ -205,6 +212,7 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
         free(yq);
         free_act(&aq);
     }
+    free(pbuf);
     free(xb);
     free(yb);
     free_w(&w);
@@ -240,7 +248,7 @@ Test(kernels, every_level_matches_references) {
                     /* Keep the big rows to a few tokens: the test must stay fast. */
                     if (ns[i] > 1000 && TOKS[j] > 7) continue;
                     const int64_t n_out = ns[i] > 1000 ? 5 : 13;
-                    double e = check_case(pool, lvl, type, ns[i], TOKS[j], n_out);
+                    double e = check_case(pool, lvl, type, ns[i], TOKS[j], n_out, false);
                     if (e > worst) worst = e;
                 }
             fprintf(stderr, "%-5s %-5s worst error / bound = %.3g\n", bm_kernels_level_name(lvl),
@@ -281,6 +289,74 @@ Test(kernels, batch_invariance_bitwise) {
             free_w(&w);
         }
     }
+    bm_pool_free(pool);
+    bm_kernels_set_level(bm_kernels_max_level());
+}
+
+/* Packed weights (bm_tensor_pack) at every level that has a packed kernel: the same bounds as
+ * the unpacked kernels on odd row counts (partial groups, chunks of whole groups), token
+ * counts around the tile size, and bitwise batch invariance. */
+Test(kernels, packed_kernels_match_references) {
+    bm_pool *pool = bm_pool_new(2, NULL);
+    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0};
+    static const int64_t outs[] = {16, 17, 31, 33, 100};
+    static const int64_t toks[] = {1, 2, 7, 8, 9, 19};
+    int n_checked = 0;
+    for (int lvl = 0; lvl < fast_level_count(); lvl++)
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            if (!bm_kernels_at(lvl)->mmp[types[ti]]) continue;
+            double worst = 0;
+            for (int i = 0; i < 4; i++)
+                for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+                    for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
+                        if (N_BLOCK[i] > 1000 && (toks[j] > 9 || outs[o] > 17)) continue;
+                        double e = check_case(pool, lvl, types[ti], N_BLOCK[i], toks[j], outs[o],
+                                              true);
+                        if (e > worst) worst = e;
+                        n_checked++;
+                    }
+            fprintf(stderr, "%-5s %-5s packed worst error / bound = %.3g\n",
+                    bm_kernels_level_name(lvl), bm_dtype_name(types[ti]), worst);
+            /* Batch invariance: n_tok = 19 (tiles 8 + 8 + 3) vs one token at a time, and one
+             * thread vs two; then the scalar level on the same tensor uses the original rows. */
+            const int64_t n_in = 512, n_out = 67, n_tok = 19;
+            cr_assert(bm_kernels_set_level(lvl));
+            wmat w = make_w(types[ti], n_in, n_out, 0);
+            void *pbuf;
+            size_t pbytes;
+            bm_err err = {0};
+            cr_assert(bm_tensor_pack(&w.t, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
+            cr_assert(pbytes >= (size_t)((n_out + 15) / 16 * 16) * (w.t.n_bytes / (size_t)n_out));
+            float *x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
+            float *yn = malloc(sizeof(float) * (size_t)(n_tok * n_out));
+            float *y1 = malloc(sizeof(float) * (size_t)n_out);
+            float *ys = malloc(sizeof(float) * (size_t)(n_tok * n_out));
+            for (int64_t q = 0; q < n_tok * n_in; q++) x[q] = frand();
+            run_mm(pool, &w.t, x, n_tok, yn);
+            for (int64_t t = 0; t < n_tok; t++) {
+                run_mm(pool, &w.t, x + t * n_in, 1, y1);
+                cr_assert(!memcmp(y1, yn + t * n_out, sizeof(float) * (size_t)n_out),
+                          "%s packed: token %ld differs between n_tok=%ld and 1",
+                          bm_dtype_name(types[ti]), (long)t, (long)n_tok);
+            }
+            run_mm(NULL, &w.t, x, n_tok, ys);
+            cr_assert(!memcmp(ys, yn, sizeof(float) * (size_t)(n_tok * n_out)));
+            cr_assert(bm_kernels_set_level(BM_LVL_REF));
+            run_mm(pool, &w.t, x, n_tok, ys);
+            double md = 0, mx = 0;
+            for (int64_t q = 0; q < n_tok * n_out; q++) {
+                md = fmax(md, fabs((double)ys[q] - yn[q]));
+                mx = fmax(mx, fabs((double)ys[q]));
+            }
+            cr_assert(md <= 0.05 * mx, "ref level on a packed tensor: max diff %g of %g", md, mx);
+            free(pbuf);
+            free(x);
+            free(yn);
+            free(y1);
+            free(ys);
+            free_w(&w);
+        }
+    if (bm_kernels_max_level() >= BM_LVL_VNNI) cr_assert(n_checked > 0);
     bm_pool_free(pool);
     bm_kernels_set_level(bm_kernels_max_level());
 }

@@ -1,0 +1,90 @@
+/* Weight repacking at load: rows of Q8_0 / Q4_0 tensors regrouped by 16 and interleaved by
+ * column quads (layout in kernels.h) so the packed kernels produce 16 outputs per vector
+ * instruction with no horizontal sums. Plain C over the GGUF block structs; the result is a
+ * separate buffer (t->packed), the original bytes stay where they are for everything else
+ * (embedding lookups of a tied head, the scalar kernels, writers). */
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
+    const size_t nb = (size_t)(n_in / BM_QK), R = BM_PACK_ROWS;
+    size_t b;
+    switch (type) {
+    case BM_Q8_0: b = nb * R * (BM_QK + 2); break;
+    case BM_Q4_0: b = nb * R * (BM_QK / 2 + 2); break;
+    default: return 0;
+    }
+    return (b + 63) & ~(size_t)63; /* every group starts 64-byte aligned */
+}
+
+/* Code (0..255 for Q8_0 stored + 128, 0..15 for Q4_0) of column k of one block. */
+static inline uint8_t code_at(bm_dtype type, const uint8_t *blk, int k) {
+    if (type == BM_Q8_0) return (uint8_t)(((const bm_block_q8_0 *)blk)->qs[k] + 128);
+    const bm_block_q4_0 *b = (const bm_block_q4_0 *)blk;
+    return k < 16 ? b->qs[k] & 0x0F : b->qs[k - 16] >> 4;
+}
+
+void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
+                   int64_t n_rows, int64_t g, uint8_t *dst) {
+    const int64_t nb = n_in / BM_QK, R = BM_PACK_ROWS;
+    const size_t bsz = type == BM_Q8_0 ? sizeof(bm_block_q8_0) : sizeof(bm_block_q4_0);
+    const size_t cb = type == BM_Q8_0 ? (size_t)R * BM_QK : (size_t)R * BM_QK / 2;
+    uint8_t *codes = dst;
+    uint16_t *scales = (uint16_t *)(dst + (size_t)nb * cb);
+    memset(dst, 0, bm_pack_group_bytes(type, n_in));
+    for (int64_t i = 0; i < R; i++) {
+        const int64_t r = g * R + i;
+        if (r >= n_rows) {
+            /* Padding rows: zero scale; Q8_0 codes must still read as 0 (stored + 128). */
+            if (type == BM_Q8_0)
+                for (int64_t b = 0; b < nb; b++)
+                    for (int c = 0; c < 8; c++) memset(codes + b * cb + (c * R + i) * 4, 128, 4);
+            continue;
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * bsz;
+            uint8_t *cbk = codes + b * cb;
+            memcpy(&scales[b * R + i], blk, sizeof(uint16_t)); /* d is the first field */
+            for (int k = 0; k < BM_QK; k++) {
+                const int quad = k / 4, j = k % 4;
+                const uint8_t v = code_at(type, blk, k);
+                if (type == BM_Q8_0) cbk[(quad * R + i) * 4 + j] = v;
+                else cbk[((quad / 2) * R + i) * 4 + j] |= (uint8_t)(quad % 2 ? v << 4 : v);
+            }
+        }
+    }
+}
+
+bool bm_tensor_packable(const bm_tensor *t) {
+    const bm_kernels *k = bm_kernels_get();
+    return t && t->n_dims == 2 && (unsigned)t->type < BM_DTYPE_COUNT && k->mmp[t->type] &&
+           t->ne[0] > 0 && t->ne[0] % BM_QK == 0 && t->ne[1] >= BM_PACK_ROWS &&
+           bm_pack_group_bytes(t->type, t->ne[0]) > 0;
+}
+
+bm_status bm_tensor_pack(bm_tensor *t, void **buf, size_t *bytes, bm_err *err) {
+    *buf = NULL;
+    *bytes = 0;
+    if (!bm_tensor_packable(t))
+        return bm_err_set(err, BM_EINVAL, "pack: tensor '%s' (%s) has no packed layout here",
+                          t ? t->name : "?", t ? bm_dtype_name(t->type) : "?");
+    size_t rb;
+    if (!bm_row_bytes(t->type, t->ne[0], &rb))
+        return bm_err_set(err, BM_EINVAL, "pack: bad row length in '%s'", t->name);
+    const int64_t n_groups = (t->ne[1] + BM_PACK_ROWS - 1) / BM_PACK_ROWS;
+    const size_t gb = bm_pack_group_bytes(t->type, t->ne[0]);
+    size_t total;
+    if (!bm_size_mul(gb, (size_t)n_groups, &total))
+        return bm_err_set(err, BM_EOVERFLOW, "pack: '%s' too large", t->name);
+    uint8_t *p = aligned_alloc(64, (total + 63) & ~(size_t)63);
+    if (!p) return bm_err_set(err, BM_ENOMEM, "pack: out of memory for '%s'", t->name);
+    for (int64_t g = 0; g < n_groups; g++)
+        bm_pack_group(t->type, t->data, rb, t->ne[0], t->ne[1], g, p + (size_t)g * gb);
+    t->packed = p;
+    *buf = p;
+    *bytes = total;
+    return BM_OK;
+}

@@ -1,0 +1,117 @@
+/* AVX-512 VNNI kernels over packed weights (layout in kernels.h): one 512-bit vpdpbusd
+ * multiplies 4 columns of 16 weight rows (unsigned codes) by 4 activation codes of one token
+ * (signed, broadcast), so a block of 32 columns is 8 instructions per token for 16 outputs and
+ * no horizontal sum is ever needed. The code offset (Q8_0 codes stored + 128, Q4_0 codes 0..15
+ * for values code - 8) is removed by starting each block's integer sum at -offset * sum(x
+ * codes), then the block is scaled in float: y += float(isum) * (d_w * d_x). A tile is 16 rows
+ * x up to NT tokens sharing every weight load; each token's outputs follow the same instruction
+ * sequence whatever the tile size, so results are batch invariant bitwise. */
+#include "tensor/x86/wblock.h"
+
+#define NT 8
+#define PR BM_PACK_ROWS
+#ifndef PF_AHEAD
+#define PF_AHEAD 4096
+#endif
+
+INLINE __m512i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* One tile: ng (1 or 2) row groups x nt tokens. q4: codes packed 4-bit (two column quads per
+ * vector), else 8-bit. Decode (nt = 1) takes two groups so each activation broadcast serves 32
+ * rows and two independent integer chains are in flight. */
+INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nb,
+                  const int q4, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
+                  const int nt) {
+    const size_t cb = q4 ? PR * BM_QK / 2 : PR * BM_QK;
+    const int off = q4 ? -8 : -128;
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    __m512 facc[2][NT];
+    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i acc[2][NT];
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+            const __m512i init = _mm512_set1_epi32(off * a->xs[(t0 + j) * a->ldd + b]);
+            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) acc[g][j] = init;
+        }
+        const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
+        _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+            const uint8_t *cp = grp + g * gb + (size_t)b * cb;
+            if (nt == 1) /* decode streams the weights: fetch a few blocks ahead */
+                _Pragma("GCC unroll 8") for (size_t o = 0; o < cb; o += 64)
+                    _mm_prefetch((const char *)(cp + PF_AHEAD + o), _MM_HINT_T0);
+            if (q4) {
+                _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+                    const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
+                    const __m512i w0 = _mm512_and_si512(raw, lo4);
+                    const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
+                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                        acc[g][j] = _mm512_dpbusd_epi32(acc[g][j], w0,
+                                                        bcast4(xb + j * a->ldq + 8 * c));
+                        acc[g][j] = _mm512_dpbusd_epi32(acc[g][j], w1,
+                                                        bcast4(xb + j * a->ldq + 8 * c + 4));
+                    }
+                }
+            } else {
+                _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {
+                    const __m512i w = _mm512_load_si512((const void *)(cp + 64 * c));
+                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[g][j] =
+                        _mm512_dpbusd_epi32(acc[g][j], w, bcast4(xb + j * a->ldq + 4 * c));
+                }
+            }
+        }
+        _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+            const uint16_t *sc = (const uint16_t *)(grp + g * gb + (size_t)nb * cb);
+            const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * PR)));
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
+                facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][j]), s, facc[g][j]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
+            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r + g * PR, g ? valid1 : valid0,
+                                  facc[g][j]);
+}
+
+INLINE __mmask16 rows_mask(int64_t n) {
+    return n >= PR ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
+}
+
+INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
+    const int64_t nb = a->n_in / BM_QK;
+    const size_t gb = ((size_t)nb * PR * (q4 ? BM_QK / 2 + 2 : BM_QK + 2) + 63) & ~(size_t)63;
+    int64_t r = r0;
+    if (a->n_tok == 1) {
+        for (; r + PR < r1; r += 2 * PR)
+            ptile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nb, q4, r, 0xFFFF,
+                  rows_mask(r1 - r - PR), 0, 1);
+        if (r < r1)
+            ptile(a, a->w + (size_t)(r / PR) * gb, gb, 1, nb, q4, r, rows_mask(r1 - r), 0, 0, 1);
+        return;
+    }
+    for (; r < r1; r += PR) {
+        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
+        const __mmask16 valid = rows_mask(r1 - r);
+        int64_t t0 = 0;
+        for (; t0 + NT <= a->n_tok; t0 += NT) ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, NT);
+        switch (a->n_tok - t0) {
+        case 7: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 7); break;
+        case 6: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 6); break;
+        case 5: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 5); break;
+        case 4: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 4); break;
+        case 3: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 3); break;
+        case 2: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 2); break;
+        case 1: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 1); break;
+        default: break;
+        }
+    }
+}
+
+void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { pdrive(a, r0, r1, 0); }
+void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { pdrive(a, r0, r1, 1); }
