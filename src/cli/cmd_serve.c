@@ -143,6 +143,11 @@ int cmd_serve(int argc, char **argv) {
                                  .engine = engines[i]};
         fprintf(stderr, "baimo serve: model '%s' from %s (context %d)\n", names[i], paths[i],
                 bm_engine_n_ctx(engines[i]));
+        if (models[i]->n_packs)
+            fprintf(stderr, "baimo serve: repacked %d weight matrices (%.1f MiB) for the %s "
+                            "kernels in %.0f ms\n",
+                    models[i]->n_packs, (double)models[i]->pack_bytes / 1048576.0,
+                    bm_kernels_name(), models[i]->pack_secs * 1e3);
     }
     if (!rc) {
         bm_serve_params sp = {.host = host, .port = (int)port, .models = sm,

@@ -20,39 +20,37 @@ size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     return (b + 63) & ~(size_t)63; /* every group starts 64-byte aligned */
 }
 
-/* Code (0..255 for Q8_0 stored + 128, 0..15 for Q4_0) of column k of one block. */
-static inline uint8_t code_at(bm_dtype type, const uint8_t *blk, int k) {
-    if (type == BM_Q8_0) return (uint8_t)(((const bm_block_q8_0 *)blk)->qs[k] + 128);
-    const bm_block_q4_0 *b = (const bm_block_q4_0 *)blk;
-    return k < 16 ? b->qs[k] & 0x0F : b->qs[k - 16] >> 4;
-}
-
 void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
                    int64_t n_rows, int64_t g, uint8_t *dst) {
     const int64_t nb = n_in / BM_QK, R = BM_PACK_ROWS;
-    const size_t bsz = type == BM_Q8_0 ? sizeof(bm_block_q8_0) : sizeof(bm_block_q4_0);
-    const size_t cb = type == BM_Q8_0 ? (size_t)R * BM_QK : (size_t)R * BM_QK / 2;
-    uint8_t *codes = dst;
+    const bool q8 = type == BM_Q8_0;
+    const size_t bsz = q8 ? sizeof(bm_block_q8_0) : sizeof(bm_block_q4_0);
+    const size_t cb = q8 ? (size_t)R * BM_QK : (size_t)R * BM_QK / 2;
     uint16_t *scales = (uint16_t *)(dst + (size_t)nb * cb);
-    memset(dst, 0, bm_pack_group_bytes(type, n_in));
-    for (int64_t i = 0; i < R; i++) {
-        const int64_t r = g * R + i;
-        if (r >= n_rows) {
-            /* Padding rows: zero scale; Q8_0 codes must still read as 0 (stored + 128). */
-            if (type == BM_Q8_0)
-                for (int64_t b = 0; b < nb; b++)
-                    for (int c = 0; c < 8; c++) memset(codes + b * cb + (c * R + i) * 4, 128, 4);
-            continue;
-        }
+    /* Padding rows read as zeros: scale 0 and, for Q8_0, codes 128 (stored + 128). */
+    memset(dst, q8 ? 128 : 0, (size_t)nb * cb);
+    memset(scales, 0, bm_pack_group_bytes(type, n_in) - (size_t)nb * cb);
+    for (int64_t i = 0; i < R && g * R + i < n_rows; i++) {
+        const uint8_t *row = w + (size_t)(g * R + i) * row_bytes;
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * bsz;
-            uint8_t *cbk = codes + b * cb;
+            const uint8_t *blk = row + (size_t)b * bsz;
+            uint8_t *out = dst + (size_t)b * cb + (size_t)i * 4;
             memcpy(&scales[b * R + i], blk, sizeof(uint16_t)); /* d is the first field */
-            for (int k = 0; k < BM_QK; k++) {
-                const int quad = k / 4, j = k % 4;
-                const uint8_t v = code_at(type, blk, k);
-                if (type == BM_Q8_0) cbk[(quad * R + i) * 4 + j] = v;
-                else cbk[((quad / 2) * R + i) * 4 + j] |= (uint8_t)(quad % 2 ? v << 4 : v);
+            if (q8) {
+                const uint8_t *qs = blk + 2;
+                for (int c = 0; c < 8; c++)
+                    for (int j = 0; j < 4; j++) out[c * R * 4 + j] = qs[4 * c + j] ^ 0x80;
+            } else {
+                /* Column k: k < 16 low nibble of qs[k], else high nibble of qs[k - 16].
+                 * Vector c, lane j: low nibble column 8c + j, high nibble column 8c + 4 + j. */
+                const uint8_t *qs = blk + 2;
+                for (int c = 0; c < 4; c++)
+                    for (int j = 0; j < 4; j++) {
+                        const int k = 8 * c + j;
+                        out[c * R * 4 + j] =
+                            k < 16 ? (uint8_t)((qs[k] & 0x0F) | (qs[k + 4] << 4))
+                                   : (uint8_t)((qs[k - 16] >> 4) | (qs[k - 12] & 0xF0));
+                    }
             }
         }
     }
