@@ -122,6 +122,9 @@ typedef struct bm_mmap {
 /* Maps path read-only. Returns BM_EIO with the OS reason on failure. */
 bm_status bm_mmap_open(bm_mmap *m, const char *path, bm_err *err);
 void bm_mmap_close(bm_mmap *m);
+/* Hands the resident pages inside [p, p + n) of the mapping back to the kernel (whole pages
+ * only; the contents fault back in from the file if read again). No-op outside the mapping. */
+void bm_mmap_release(const bm_mmap *m, const void *p, size_t n);
 /* Whole-file read into a malloc'd NUL-terminated buffer; *n_out excludes the NUL. Free with free(). */
 bm_status bm_file_read(const char *path, char **out, size_t *n_out, size_t max_bytes, bm_err *err);
 

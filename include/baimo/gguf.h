@@ -58,6 +58,9 @@ void bm_gguf_close(bm_gguf *g);
 uint32_t bm_gguf_version(const bm_gguf *g);
 size_t bm_gguf_alignment(const bm_gguf *g);
 size_t bm_gguf_file_bytes(const bm_gguf *g);
+/* Releases the resident pages of [p, p + n) when g maps a file (bm_mmap_release); no-op for
+ * bm_gguf_open_mem. */
+void bm_gguf_release(const bm_gguf *g, const void *p, size_t n);
 
 /* ---- key/values ---- */
 int64_t bm_gguf_n_kv(const bm_gguf *g);

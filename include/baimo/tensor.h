@@ -96,10 +96,15 @@ static inline int64_t bm_tensor_nelem(const bm_tensor *t) {
 #define BM_PACK_ROWS 16
 /* Whether the kernels in use have a packed layout for t (its type and shape). */
 bool bm_tensor_packable(const bm_tensor *t);
-/* Packs t's rows into a new 64-byte-aligned buffer for the kernels in use and sets t->packed;
- * *buf receives the buffer (free() it after the tensor's last use), *bytes its size.
- * BM_EINVAL when the tensor is not packable, BM_ENOMEM when out of memory. */
-bm_status bm_tensor_pack(bm_tensor *t, void **buf, size_t *bytes, bm_err *err);
+/* Called with each range of the original rows once it has been copied (e.g. to release the
+ * mapped pages). */
+typedef void (*bm_release_fn)(void *ctx, const void *p, size_t n);
+/* Packs t's rows into a new 64-byte-aligned buffer for the kernels in use and sets t->packed,
+ * split over pool (NULL: this thread), slice by slice, calling release (if not NULL) on each
+ * copied slice; *buf receives the buffer (free() it after the tensor's last use), *bytes its
+ * size. BM_EINVAL when the tensor is not packable, BM_ENOMEM when out of memory. */
+bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
+                         void **buf, size_t *bytes, bm_err *err);
 
 /* Row r (of ne[0] elements) dequantized into y. */
 void bm_tensor_get_row(const bm_tensor *t, int64_t r, float *y);

@@ -95,3 +95,14 @@ bm_status bm_file_read(const char *path, char **out, size_t *n_out, size_t max_b
     if (n_out) *n_out = n;
     return BM_OK;
 }
+
+void bm_mmap_release(const bm_mmap *m, const void *p, size_t n) {
+    if (!m || !m->data || !p) return;
+    const uintptr_t lo = (uintptr_t)m->data, hi = lo + m->n_bytes, pg = 4096;
+    uintptr_t a = (uintptr_t)p, e = a + n;
+    if (a < lo || e > hi || e < a) return;
+    a = (a + pg - 1) & ~(pg - 1);
+    e &= ~(pg - 1);
+    /* MAP_PRIVATE file pages never written: DONTNEED drops them, the page cache keeps them. */
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}

@@ -462,6 +462,7 @@ void bm_gguf_close(bm_gguf *g) {
 uint32_t bm_gguf_version(const bm_gguf *g) { return g->version; }
 size_t bm_gguf_alignment(const bm_gguf *g) { return g->alignment; }
 size_t bm_gguf_file_bytes(const bm_gguf *g) { return g->n_bytes; }
+void bm_gguf_release(const bm_gguf *g, const void *p, size_t n) { bm_mmap_release(&g->map, p, n); }
 int64_t bm_gguf_n_kv(const bm_gguf *g) { return g->n_kv; }
 
 int64_t bm_gguf_find_key(const bm_gguf *g, const char *key) {

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 bm_tensor *bm_model_add_tensor(bm_model *m, const char *name, bm_dtype type, int n_dims,
@@ -157,9 +156,11 @@ bm_status bm_model_check(bm_model *m, bm_err *err) {
 }
 
 /* Repacks every matmul weight the kernels in use have a packed layout for. The original rows
- * stay mapped; once copied they are handed back to the kernel (MADV_PAGEOUT keeps contents:
- * file pages fault back in if a scalar path ever reads them), so peak memory stays near the
- * file size instead of twice it. */
+ * stay mapped; once copied, their resident pages are handed back (they fault back in from the
+ * file if a scalar path ever reads them), so peak memory stays near the file size instead of
+ * twice it. */
+static void release_gguf(void *g, const void *p, size_t n) { bm_gguf_release(g, p, n); }
+
 static bm_status pack_weights(bm_model *m, bm_err *err) {
     const char *off = getenv("BM_NO_PACK");
     if (off && *off && strcmp(off, "0")) return BM_OK;
@@ -167,6 +168,8 @@ static bm_status pack_weights(bm_model *m, bm_err *err) {
     const int32_t nl = m->hp.n_layer;
     m->packs = bm_calloc((size_t)nl * 7 + 1, sizeof(void *), err);
     if (!m->packs) return BM_ENOMEM;
+    bm_pool *pool = bm_pool_new(0, NULL); /* NULL on failure: packs on this thread */
+    bm_status st = BM_OK;
     for (int32_t l = 0; l <= nl; l++) {
         const bm_layer *L = l < nl ? &m->layers[l] : NULL;
         const bm_tensor *ts[7] = {0};
@@ -180,19 +183,17 @@ static bm_status pack_weights(bm_model *m, bm_err *err) {
             bm_tensor *t = (bm_tensor *)ts[i]; /* a view in m->tensors, owned by m */
             if (!t || t->packed || !bm_tensor_packable(t)) continue;
             size_t bytes;
-            bm_status st = bm_tensor_pack(t, &m->packs[m->n_packs], &bytes, err);
-            if (st) return st;
+            st = bm_tensor_pack(t, pool, m->gguf ? release_gguf : NULL, m->gguf,
+                                &m->packs[m->n_packs], &bytes, err);
+            if (st) goto done;
             m->n_packs++;
             m->pack_bytes += bytes;
-#ifdef MADV_PAGEOUT
-            const uintptr_t pg = 4096, a = ((uintptr_t)t->data + pg - 1) & ~(pg - 1),
-                            e = ((uintptr_t)t->data + t->n_bytes) & ~(pg - 1);
-            if (e > a) (void)madvise((void *)a, e - a, MADV_PAGEOUT);
-#endif
         }
     }
+done:
+    bm_pool_free(pool);
     m->pack_secs = bm_time_now() - t0;
-    return BM_OK;
+    return st;
 }
 
 bm_status bm_model_load(const char *path, bm_model **out, bm_err *err) {

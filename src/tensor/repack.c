@@ -63,7 +63,24 @@ bool bm_tensor_packable(const bm_tensor *t) {
            bm_pack_group_bytes(t->type, t->ne[0]) > 0;
 }
 
-bm_status bm_tensor_pack(bm_tensor *t, void **buf, size_t *bytes, bm_err *err) {
+typedef struct pack_task {
+    const bm_tensor *t;
+    size_t row_bytes, group_bytes;
+    int64_t g0, n_groups; /* this slice */
+    uint8_t *dst;
+} pack_task;
+
+static void pack_run(void *ctx, int ith, int nth) {
+    const pack_task *p = ctx;
+    int64_t lo, hi;
+    bm_split_range(p->n_groups, ith, nth, &lo, &hi);
+    for (int64_t g = p->g0 + lo; g < p->g0 + hi; g++)
+        bm_pack_group(p->t->type, p->t->data, p->row_bytes, p->t->ne[0], p->t->ne[1], g,
+                      p->dst + (size_t)g * p->group_bytes);
+}
+
+bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
+                         void **buf, size_t *bytes, bm_err *err) {
     *buf = NULL;
     *bytes = 0;
     if (!bm_tensor_packable(t))
@@ -79,8 +96,20 @@ bm_status bm_tensor_pack(bm_tensor *t, void **buf, size_t *bytes, bm_err *err) {
         return bm_err_set(err, BM_EOVERFLOW, "pack: '%s' too large", t->name);
     uint8_t *p = aligned_alloc(64, (total + 63) & ~(size_t)63);
     if (!p) return bm_err_set(err, BM_ENOMEM, "pack: out of memory for '%s'", t->name);
-    for (int64_t g = 0; g < n_groups; g++)
-        bm_pack_group(t->type, t->data, rb, t->ne[0], t->ne[1], g, p + (size_t)g * gb);
+    /* Slices of about 16 MiB, each source slice released once copied. */
+    int64_t per = (int64_t)(((size_t)16 << 20) / gb);
+    if (per < 1) per = 1;
+    for (int64_t g0 = 0; g0 < n_groups; g0 += per) {
+        pack_task pt = {.t = t, .row_bytes = rb, .group_bytes = gb, .g0 = g0,
+                        .n_groups = g0 + per < n_groups ? per : n_groups - g0, .dst = p};
+        bm_pool_run(pool, pack_run, &pt, pool ? bm_pool_n_threads(pool) : 1);
+        if (release) {
+            const int64_t r0 = g0 * BM_PACK_ROWS;
+            int64_t r1 = (g0 + pt.n_groups) * BM_PACK_ROWS;
+            if (r1 > t->ne[1]) r1 = t->ne[1];
+            release(rctx, (const uint8_t *)t->data + (size_t)r0 * rb, (size_t)(r1 - r0) * rb);
+        }
+    }
     t->packed = p;
     *buf = p;
     *bytes = total;

@@ -133,7 +133,7 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
     if (pack) {
         size_t pbytes;
         bm_err err = {0};
-        cr_assert(bm_tensor_pack(&w.t, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
+        cr_assert(bm_tensor_pack(&w.t, pool, NULL, NULL, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
     }
     run_mm(pool, &w.t, x, n_tok, y);
 
@@ -325,7 +325,7 @@ Test(kernels, packed_kernels_match_references) {
             void *pbuf;
             size_t pbytes;
             bm_err err = {0};
-            cr_assert(bm_tensor_pack(&w.t, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
+            cr_assert(bm_tensor_pack(&w.t, pool, NULL, NULL, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
             cr_assert(pbytes >= (size_t)((n_out + 15) / 16 * 16) * (w.t.n_bytes / (size_t)n_out));
             float *x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
             float *yn = malloc(sizeof(float) * (size_t)(n_tok * n_out));

@@ -9,6 +9,9 @@
 #include "tensor/x86/wblock.h"
 
 #define NT 8
+#ifndef NT2
+#define NT2 6 /* tokens per tile of two groups (NT2 <= NT) */
+#endif
 #define PR BM_PACK_ROWS
 #ifndef PF_AHEAD
 #define PF_AHEAD 4096
@@ -94,6 +97,23 @@ INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
         if (r < r1)
             ptile(a, a->w + (size_t)(r / PR) * gb, gb, 1, nb, q4, r, rows_mask(r1 - r), 0, 0, 1);
         return;
+    }
+    /* Prefill: pairs of groups (each activation broadcast serves 32 rows) x NT2 tokens, then
+     * a last single group x NT tokens. */
+    for (; r + PR < r1; r += 2 * PR) {
+        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
+        const __mmask16 v1 = rows_mask(r1 - r - PR);
+        int64_t t0 = 0;
+        for (; t0 + NT2 <= a->n_tok; t0 += NT2)
+            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, NT2);
+        switch (a->n_tok - t0) {
+        case 5: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 5); break;
+        case 4: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 4); break;
+        case 3: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 3); break;
+        case 2: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 2); break;
+        case 1: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 1); break;
+        default: break;
+        }
     }
     for (; r < r1; r += PR) {
         const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
