@@ -84,9 +84,9 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(threads);
     const int fast = bm_kernels_max_level();
     const int64_t toks[2] = {1, 128};
-    bm_dtype types[16] = {BM_Q8_0, BM_Q4_0, BM_F16, BM_F32, BM_Q4_K, BM_BF16, BM_Q6_K,
-                          BM_Q5_K, BM_Q5_0, BM_Q4_1, BM_Q5_1, BM_Q3_K};
-    size_t n_types = 12;
+    bm_dtype types[16] = {BM_Q8_0, BM_Q4_0, BM_F16,  BM_F32,  BM_Q4_K, BM_BF16, BM_Q6_K,
+                          BM_Q5_K, BM_Q5_0, BM_Q4_1, BM_Q5_1, BM_Q3_K, BM_Q2_K};
+    size_t n_types = 13;
     if (type_list) { /* --types q4_K,q6_K */
         n_types = 0;
         char buf[256];

@@ -96,6 +96,8 @@ INLINE void q2k_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0, c
                                               _mm256_set1_ps(-load_f16(p + 82)), 0xCC);
             const __m256i qa = _mm256_loadu_si256((const __m256i *)(p + 16));
             const __m256i qb = _mm256_loadu_si256((const __m256i *)(p + 48));
+            __m256 sbacc[4]; /* per super-block: sum over sub-blocks of d_x * (I | M lanes) */
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) sbacc[j] = _mm256_setzero_ps();
             _Pragma("GCC unroll 8") for (int sub = 0; sub < 8; sub++) {
                 /* Sub-block sub: 2 bits at shift 2 * (sub % 4) of qs[32 * (sub / 4) + l]. */
                 const __m256i qc = sub < 4 ? qa : qb;
@@ -106,12 +108,12 @@ INLINE void q2k_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0, c
                     const int64_t t = t0 + j;
                     const __m256i x = q2_x(a, t, b);
                     const __m256i im = _mm256_hadd_epi32(q2_dot_i(w, x), q2_dot_m(w, x));
-                    acc[i * nt + j] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(im),
-                        _mm256_mul_ps(sv, _mm256_set1_ps(a->xd[t * a->ldd + b])),
-                        acc[i * nt + j]);
+                    sbacc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im),
+                                               _mm256_set1_ps(a->xd[t * a->ldd + b]), sbacc[j]);
                 }
             }
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[i * nt + j] =
+                _mm256_fmadd_ps(sbacc[j], sv, acc[i * nt + j]);
         }
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++)
