@@ -5,8 +5,9 @@
  * lane of a 32-element activation block covers exactly one 16-group, so per block two exact
  * int32 lane vectors come out: I = sum sc_g * q * x and M = sum m_g * x (the per-16 activation
  * sums weighted by the mins, computed here from the codes). One vphaddd folds them into one
- * vector scaled by (d, d, -dmin, -dmin, ...) * d_x in float. Every output element follows one
- * fixed instruction sequence whatever n_tok is: results are batch invariant bitwise. */
+ * vector, converted and scaled by d_x in float over the super-block, then by (d, d, -dmin,
+ * -dmin, ...) once per super-block. Every output element follows one fixed instruction sequence
+ * whatever n_tok is: results are batch invariant bitwise. */
 #include "tensor/x86/wblock.h"
 
 #define NT 4  /* tokens per tile */
