@@ -44,13 +44,16 @@ static void k4_scale_min(const uint8_t *s, int j, int *sc, int *m) {
     }
 }
 
-/* Block b (32 elements) of a weight row as integer weights q[32] with value = d * q + m. For
- * the K formats b is a sub-block of a 256 super-block; for those with 16-element scales (Q6_K,
- * Q3_K) q already includes the integer scale. */
+/* Block b (32 elements) of a weight row as integer weights q[32] and integer mins mq[32] with
+ * value = d * q + m + dm * mq. For the K formats b is a sub-block of a 256 super-block; for
+ * those with 16-element scales (Q6_K, Q3_K, Q2_K) q already includes the integer scale; only
+ * Q2_K has per-16 integer mins (mq, dm = -dmin), the others leave mq 0 and dm 0. */
 static void weight_block(bm_dtype wt, const uint8_t *row, int64_t b, int q[BM_QK], float *d,
-                         float *m) {
+                         float *m, int mq[BM_QK], float *dm) {
     uint32_t qh = 0;
     *m = 0.0f;
+    *dm = 0.0f;
+    memset(mq, 0, sizeof(int) * BM_QK);
     switch (wt) {
     case BM_Q8_0: {
         bm_block_q8_0 k;
@@ -155,6 +158,24 @@ static void weight_block(bm_dtype wt, const uint8_t *row, int64_t b, int q[BM_QK
         }
         return;
     }
+    case BM_Q2_K: {
+        /* 16-groups g = 2j, 2j+1: value = d * (scales[g] & 15) * code - dmin * (scales[g] >> 4),
+         * code = 2 bits at shift 2 * (j % 4) of qs[32 * (j / 4) + l]. */
+        const uint8_t *p = row + (b / 8) * sizeof(bm_block_q2_K);
+        const int j = (int)(b % 8), c = j / 4, s = j % 4;
+        const uint8_t *scb = p, *qs = p + 16;
+        uint16_t h;
+        memcpy(&h, p + 80, 2);
+        *d = bm_f16_to_f32(h);
+        memcpy(&h, p + 82, 2);
+        *dm = -bm_f16_to_f32(h);
+        for (int l = 0; l < BM_QK; l++) {
+            const int g = 2 * j + l / 16;
+            q[l] = (scb[g] & 0xF) * ((qs[32 * c + l] >> (2 * s)) & 3);
+            mq[l] = scb[g] >> 4;
+        }
+        return;
+    }
     default:
         BM_ASSERT(!"bm_mm_q8_ref: unsupported weight type");
     }
@@ -168,17 +189,18 @@ void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t
             const uint8_t *xq = a->xq + t * a->ldq;
             double acc = 0.0;
             for (int64_t b = 0; b < nb; b++) {
-                int q[BM_QK];
-                float d, m;
-                weight_block(wt, row, b, q, &d, &m);
-                int32_t isum = 0, xsum = 0;
+                int q[BM_QK], mq[BM_QK];
+                float d, m, dm;
+                weight_block(wt, row, b, q, &d, &m, mq, &dm);
+                int32_t isum = 0, xsum = 0, msum = 0;
                 for (int j = 0; j < BM_QK; j++) {
                     const int xv = u8 ? (int)xq[b * BM_QK + j] - 128 : (int8_t)xq[b * BM_QK + j];
                     isum += q[j] * xv;
                     xsum += xv;
+                    msum += mq[j] * xv;
                 }
                 const double dx = a->xd[t * a->ldd + b];
-                acc += (double)d * dx * isum + (double)m * dx * xsum;
+                acc += (double)d * dx * isum + (double)m * dx * xsum + (double)dm * dx * msum;
             }
             a->y[t * a->ldy + r] = (float)acc;
         }

@@ -100,8 +100,9 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
                    bool u8);
 /* y[t, r] = sum_b d_w[r,b] * d_x[t,b] * (integer dot of block b), summed over b in order in
  * double: the exact value every Q8-activation kernel approximates to float rounding. Weight
- * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K (K types: per 32-element
- * sub-block, the 16-element integer scales folded into the integer dot). */
+ * types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (K types: per 32-element
+ * sub-block, the 16-element integer scales folded into the integer dot; Q2_K's per-16 integer
+ * mins give a second integer dot per sub-block, scaled by -dmin). */
 void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t r1);
 
 /* Scalar attention helpers (in order, one accumulator). */
@@ -128,12 +129,14 @@ void bm_mm_q3_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q6_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q2_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_1_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_1_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q3_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q2_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);

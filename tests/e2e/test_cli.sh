@@ -35,6 +35,11 @@ expect_ok "$B" make-model --arch llama --shape tiny --type q4_k --ctx 64 -o "$T/
 expect_ok "$B" quantize "$T/f.gguf" "$T/fq.gguf" q4_k
 "$B" logits -m "$T/k.gguf" --ids 1,2,3 -o "$T/k.npy" && "$B" logits -m "$T/fq.gguf" --ids 1,2,3 -o "$T/fq.npy"
 cmp -s "$T/k.npy" "$T/fq.npy" || { echo "FAIL: quantize differs from make-model"; fails=$((fails+1)); }
+# the same for q2_k (its logits through the Q2_K fast kernel)
+expect_ok "$B" make-model --arch llama --shape tiny --type q2_k --ctx 64 -o "$T/k2.gguf"
+expect_ok "$B" quantize "$T/f.gguf" "$T/fq2.gguf" q2_k
+"$B" logits -m "$T/k2.gguf" --ids 1,2,3 -o "$T/k2.npy" && "$B" logits -m "$T/fq2.gguf" --ids 1,2,3 -o "$T/fq2.npy"
+cmp -s "$T/k2.npy" "$T/fq2.npy" || { echo "FAIL: quantize q2_k differs from make-model"; fails=$((fails+1)); }
 expect_fail "unknown type" "$B" quantize "$T/f.gguf" "$T/x.gguf" q9_9
 
 head -c 1000 "$T/m.gguf" > "$T/trunc.gguf"

@@ -336,7 +336,7 @@ def case_rope_freqs(rng):
     check(rel <= 1e-3, f'llama3 rope HF dir vs GGUF = {rel:.3g}')
 
 
-QUANT_TYPES = ('f16', 'bf16', 'q8_0', 'q4_0', 'q4_k')
+QUANT_TYPES = ('f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q2_k')
 
 
 def part2():

@@ -16,8 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const bm_dtype FAST_TYPES[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0,
-                                      BM_Q4_1, BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
+static const bm_dtype FAST_TYPES[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0,
+                                      BM_Q5_0, BM_Q4_1, BM_Q5_1, BM_Q2_K, BM_Q3_K,
+                                      BM_Q4_K, BM_Q5_K, BM_Q6_K};
 #define N_FAST (int)(sizeof FAST_TYPES / sizeof FAST_TYPES[0])
 static const int64_t TOKS[] = {1, 2, 3, 7, 16, 33};
 /* Float types take the STYLE sizes as is; block types the nearest valid multiples of 32
@@ -261,7 +262,7 @@ Test(kernels, every_level_matches_references) {
 Test(kernels, batch_invariance_bitwise) {
     bm_pool *pool = bm_pool_new(2, NULL);
     const bm_dtype types[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1,
-                              BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K, BM_Q2_K};
+                              BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K, BM_Q2_K, BM_Q8_1};
     for (int lvl = 0; lvl < fast_level_count(); lvl++) {
         cr_assert(bm_kernels_set_level(lvl));
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -365,11 +366,15 @@ Test(kernels, packed_kernels_match_references) {
  * bitwise, for mixed types (fused) and with a type lacking a fast kernel (one by one). */
 Test(kernels, matmul_multi_equals_separate_calls) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    const bm_dtype sets[2][3] = {{BM_Q4_K, BM_Q6_K, BM_F16}, {BM_Q8_0, BM_Q2_K, BM_Q4_0}};
+    const bm_dtype sets[3][3] = {{BM_Q4_K, BM_Q6_K, BM_F16},
+                                 {BM_Q8_0, BM_Q8_1, BM_Q4_0},
+                                 {BM_Q2_K, BM_Q3_K, BM_Q5_K}};
     const int64_t n_in = 512, outs[3] = {40, 9, 23};
     for (int lvl = 0; lvl < fast_level_count(); lvl++) {
         cr_assert(bm_kernels_set_level(lvl));
-        for (int si = 0; si < 2; si++)
+        cr_assert(!bm_kernels_at(lvl)->mm[BM_Q8_1], "the one-by-one case needs a type without a "
+                                                     "fast kernel");
+        for (int si = 0; si < 3; si++)
             for (int64_t n_tok = 1; n_tok <= 6; n_tok += 5) {
                 wmat w[3];
                 const bm_tensor *ws[3];
@@ -487,7 +492,7 @@ static float *forward_logits(const char *path, int lvl, int32_t n, int32_t *n_vo
 }
 
 Test(kernels, forward_pass_fast_vs_ref) {
-    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K, BM_F16};
+    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K, BM_Q2_K, BM_F16};
     char path[] = "/tmp/bm-kern-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
