@@ -85,7 +85,21 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
  *         2 c' + 1 in the low and high nibble of 64-byte vector c' (c' = 0..3);
  * followed by all the group's scales: nb x 16 f16 (block b, row i at b * 16 + i), the group
  * padded to a multiple of 64 bytes. Sizes equal the original rows' (18 and 34 bytes per row and
- * block) up to that padding. */
+ * block) up to that padding.
+ * The K types are packed super-block by super-block (256 columns, each a whole number of 64-byte
+ * lines, so every group stays aligned):
+ *   Q4_K (2368 bytes = 148 per row vs 144): the 8 sub-blocks' codes (0..15) in the Q4_0 nibble
+ *         layout (256 bytes each), then d[16] and dmin[16] (f16, row i at i), then the 6-bit
+ *         scales sc[8][16] and mins m[8][16] as bytes (sub-block j, row i at j * 16 + i); value
+ *         = d * sc * q - dmin * m;
+ *   Q6_K (3392 bytes = 212 per row vs 210): per 32-column block j, 384 bytes: the low 4 bits of
+ *         the codes in the Q4_0 nibble layout (256 bytes), then the high 2 bits as two vectors
+ *         h = 0, 1 of 4 column quads each (byte (h * 16 + i) * 4 + l holds, for row i, the high
+ *         bits of column 16 h + 4 k + l at bits 4-5, 6-7, 0-1, 2-3 for k = 0..3); then the
+ *         int8 scales[16][16] (16-column group e, row i at e * 16 + i), then d[16] as f32;
+ *         value = d * scale * (q - 32). */
+#define BM_PACK_Q4_K_SB 2368
+#define BM_PACK_Q6_K_SB 3392
 /* Bytes of one packed group of n_in columns (0 when type has no packed layout). */
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in);
 /* Packs rows [g * 16, g * 16 + 16) of w (row stride row_bytes, n_rows in all) into dst. */
@@ -142,6 +156,8 @@ void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);

@@ -1,4 +1,4 @@
-/* Weight repacking at load: rows of Q8_0 / Q4_0 tensors regrouped by 16 and interleaved by
+/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q4_K / Q6_K tensors regrouped by 16 and interleaved by
  * column quads (layout in kernels.h) so the packed kernels produce 16 outputs per vector
  * instruction with no horizontal sums. Plain C over the GGUF block structs; the result is a
  * separate buffer (t->packed), the original bytes stay where they are for everything else
@@ -11,17 +11,90 @@
 
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     const size_t nb = (size_t)(n_in / BM_QK), R = BM_PACK_ROWS;
+    const bool k = type == BM_Q4_K || type == BM_Q6_K;
+    if (n_in <= 0 || n_in % (k ? BM_QK_K : BM_QK)) return 0;
     size_t b;
     switch (type) {
     case BM_Q8_0: b = nb * R * (BM_QK + 2); break;
     case BM_Q4_0: b = nb * R * (BM_QK / 2 + 2); break;
+    case BM_Q4_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q4_K_SB; break;
+    case BM_Q6_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q6_K_SB; break;
     default: return 0;
     }
     return (b + 63) & ~(size_t)63; /* every group starts 64-byte aligned */
 }
 
+/* Codes q[32] (0..15) of one 32-column block of row i into the Q4_0-style nibble layout at out
+ * (256 bytes for the group's 16 rows). */
+static void put_nibbles(const uint8_t q[BM_QK], int64_t i, uint8_t *out) {
+    for (int c = 0; c < 4; c++)
+        for (int j = 0; j < 4; j++)
+            out[(c * BM_PACK_ROWS + i) * 4 + j] = (uint8_t)(q[8 * c + j] | q[8 * c + 4 + j] << 4);
+}
+
+/* Q4_K super-block s of row i (GGUF block at blk) into the group's packed super-block sb. */
+static void pack_q4_K(const uint8_t *blk, int64_t i, uint8_t *sb) {
+    const int64_t R = BM_PACK_ROWS;
+    memcpy(sb + 8 * 256 + 2 * i, blk, 2);          /* d */
+    memcpy(sb + 8 * 256 + 2 * R + 2 * i, blk + 2, 2); /* dmin */
+    const uint8_t *s = blk + 4, *qs = blk + 16;
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        if (j < 4) {
+            sc = s[j] & 63;
+            m = s[j + 4] & 63;
+        } else {
+            sc = (s[j + 4] & 0xF) | (s[j - 4] >> 6) << 4;
+            m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+        }
+        sb[8 * 256 + 4 * R + j * R + i] = (uint8_t)sc;
+        sb[8 * 256 + 4 * R + 8 * R + j * R + i] = (uint8_t)m;
+        uint8_t q[BM_QK];
+        for (int l = 0; l < BM_QK; l++) q[l] = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
+        put_nibbles(q, i, sb + j * 256);
+    }
+}
+
+/* Q6_K super-block of row i: per 32-block j the low nibbles (Q4_0 layout) and the high 2 bits
+ * (two vectors of 4 column quads: quads 4h + 0, 1, 2, 3 in bits 4-5, 6-7, 0-1, 2-3). */
+static void pack_q6_K(const uint8_t *blk, int64_t i, uint8_t *sb) {
+    const int64_t R = BM_PACK_ROWS;
+    const uint8_t *ql = blk, *qh = blk + 128;
+    static const int pos[4] = {4, 6, 0, 2};
+    uint16_t h;
+    memcpy(&h, blk + 208, 2);
+    const float d = bm_f16_to_f32(h);
+    memcpy(sb + 8 * 384 + 16 * R + 4 * i, &d, 4);
+    for (int e = 0; e < 16; e++) sb[8 * 384 + e * R + i] = blk[192 + e];
+    for (int j = 0; j < 8; j++) {
+        const int c = j / 4, s = j % 4;
+        uint8_t lo[BM_QK], *hv = sb + j * 384 + 256;
+        for (int l = 0; l < BM_QK; l++) {
+            lo[l] = (ql[64 * c + l + 32 * (s % 2)] >> (4 * (s / 2))) & 0xF;
+            const int hi = (qh[32 * c + l] >> (2 * s)) & 3, k = l / 4;
+            hv[((k / 4) * R + i) * 4 + l % 4] |= (uint8_t)(hi << pos[k % 4]);
+        }
+        put_nibbles(lo, i, sb + j * 384);
+    }
+}
+
 void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
                    int64_t n_rows, int64_t g, uint8_t *dst) {
+    if (type == BM_Q4_K || type == BM_Q6_K) {
+        /* Padding rows: all zero (scales 0). */
+        const bool q4 = type == BM_Q4_K;
+        const size_t sbb = q4 ? BM_PACK_Q4_K_SB : BM_PACK_Q6_K_SB;
+        const size_t bsz = q4 ? sizeof(bm_block_q4_K) : sizeof(bm_block_q6_K);
+        memset(dst, 0, bm_pack_group_bytes(type, n_in));
+        for (int64_t i = 0; i < BM_PACK_ROWS && g * BM_PACK_ROWS + i < n_rows; i++) {
+            const uint8_t *row = w + (size_t)(g * BM_PACK_ROWS + i) * row_bytes;
+            for (int64_t s = 0; s < n_in / BM_QK_K; s++) {
+                if (q4) pack_q4_K(row + (size_t)s * bsz, i, dst + (size_t)s * sbb);
+                else pack_q6_K(row + (size_t)s * bsz, i, dst + (size_t)s * sbb);
+            }
+        }
+        return;
+    }
     const int64_t nb = n_in / BM_QK, R = BM_PACK_ROWS;
     const bool q8 = type == BM_Q8_0;
     const size_t bsz = q8 ? sizeof(bm_block_q8_0) : sizeof(bm_block_q4_0);

@@ -299,19 +299,21 @@ Test(kernels, batch_invariance_bitwise) {
  * counts around the tile size, and bitwise batch invariance. */
 Test(kernels, packed_kernels_match_references) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0};
+    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K};
     static const int64_t outs[] = {16, 17, 31, 33, 100};
     static const int64_t toks[] = {1, 2, 7, 8, 9, 19};
     int n_checked = 0;
     for (int lvl = 0; lvl < fast_level_count(); lvl++)
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             if (!bm_kernels_at(lvl)->mmp[types[ti]]) continue;
+            const bool kt = types[ti] == BM_Q4_K || types[ti] == BM_Q6_K;
+            const int64_t *ns = kt ? N_KBLOCK : N_BLOCK;
             double worst = 0;
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < (kt ? 3 : 4); i++)
                 for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
                     for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
-                        if (N_BLOCK[i] > 1000 && (toks[j] > 9 || outs[o] > 17)) continue;
-                        double e = check_case(pool, lvl, types[ti], N_BLOCK[i], toks[j], outs[o],
+                        if (ns[i] > 1000 && (toks[j] > 9 || outs[o] > 17)) continue;
+                        double e = check_case(pool, lvl, types[ti], ns[i], toks[j], outs[o],
                                               true);
                         if (e > worst) worst = e;
                         n_checked++;

@@ -1,0 +1,177 @@
+/* AVX-512 VNNI kernels over packed Q4_K / Q6_K weights (layout in kernels.h), built like the
+ * Q8_0 / Q4_0 ones in mmp_vnni.c: one vpdpbusd multiplies 4 columns of 16 rows (unsigned codes)
+ * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens, decode
+ * takes two row groups. Per 32-column block the integer sum is exact:
+ *   Q4_K: isum = sum q x (q 0..15); y += isum * (d sc d_x) - (dmin m) * (d_x xs);
+ *   Q6_K: per 16-column half h, A_h = sum q x - 32 sum x (the half's code sum computed here
+ *         from the activation codes), isum = sc_0 A_0 + sc_1 A_1; y += isum * (d d_x).
+ * Each token's outputs follow the same instruction sequence whatever the tile: batch
+ * invariant bitwise. */
+#include "tensor/x86/wblock.h"
+
+#define NT 8
+#define PR BM_PACK_ROWS
+#ifndef PF_AHEAD
+#define PF_AHEAD 4096
+#endif
+
+INLINE __m512i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* 16 bytes (one per row) widened to int32 (sign: int8, else uint8). */
+INLINE __m512i bytes16(const uint8_t *p, int sign) {
+    const __m128i v = _mm_load_si128((const __m128i *)p);
+    return sign ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+}
+
+/* Sum of the first 16 signed codes at p. */
+INLINE int32_t sum16(const uint8_t *p) {
+    const __m128i v = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_set1_epi8(-128));
+    const __m128i s = _mm_sad_epu8(v, _mm_setzero_si128());
+    return _mm_cvtsi128_si32(s) + _mm_extract_epi16(s, 4) - 16 * 128;
+}
+
+/* One tile: ng (1 or 2) row groups x nt tokens; q6: Q6_K, else Q4_K. */
+INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nsb,
+                  const int q6, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
+                  const int nt) {
+    const size_t sbb = q6 ? BM_PACK_Q6_K_SB : BM_PACK_Q4_K_SB;
+    const size_t cb = q6 ? 384 : 256; /* code bytes per 32-column block */
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    __m512 facc[2][NT];
+    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512 dv[2], mv[2];
+        _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+            const uint8_t *sp = grp + g * gb + s * sbb + 8 * cb;
+            if (q6) {
+                dv[g] = _mm512_load_ps((const float *)(sp + 16 * PR));
+            } else {
+                dv[g] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)sp));
+                mv[g] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 2 * PR)));
+            }
+        }
+        for (int sub = 0; sub < 8; sub++) {
+            const int64_t b = s * 8 + sub;
+            const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
+            __m512i acc[2][NT], acc1[2][NT];
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                if (q6) {
+                    const int32_t x0 = sum16(xb + j * a->ldq);
+                    const int32_t x1 = a->xs[(t0 + j) * a->ldd + b] - x0;
+                    const __m512i i0 = _mm512_set1_epi32(-32 * x0);
+                    const __m512i i1 = _mm512_set1_epi32(-32 * x1);
+                    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+                        acc[g][j] = i0;
+                        acc1[g][j] = i1;
+                    }
+                } else {
+                    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) acc[g][j] =
+                        _mm512_setzero_si512();
+                }
+            }
+            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+                const uint8_t *cp = grp + g * gb + s * sbb + (size_t)sub * cb;
+                if (nt == 1) { /* decode streams the weights: fetch ahead */
+                    _Pragma("GCC unroll 6") for (size_t o = 0; o < cb; o += 64)
+                        _mm_prefetch((const char *)(cp + PF_AHEAD + o), _MM_HINT_T0);
+                    if (sub == 0)
+                        _Pragma("GCC unroll 6") for (size_t o = 0; o < sbb - 8 * cb; o += 64)
+                            _mm_prefetch((const char *)(cp + 8 * cb + PF_AHEAD + o),
+                                         _MM_HINT_T0);
+                }
+                _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+                    const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
+                    __m512i w0 = _mm512_and_si512(raw, lo4);
+                    __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
+                    if (q6) {
+                        /* High bits: vector c / 2; quads 4h + 0..3 at bits 4, 6, 0, 2. */
+                        const __m512i h =
+                            _mm512_load_si512((const void *)(cp + 256 + 64 * (c / 2)));
+                        const __m512i h0 = c % 2 ? _mm512_slli_epi16(h, 4) : h;
+                        const __m512i h1 =
+                            c % 2 ? _mm512_slli_epi16(h, 2) : _mm512_srli_epi16(h, 2);
+                        w0 = _mm512_ternarylogic_epi32(w0, h0, hi2, 0xF8); /* a | (b & c) */
+                        w1 = _mm512_ternarylogic_epi32(w1, h1, hi2, 0xF8);
+                    }
+                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                        __m512i *ap = q6 && c >= 2 ? &acc1[g][j] : &acc[g][j];
+                        *ap = _mm512_dpbusd_epi32(*ap, w0, bcast4(xb + j * a->ldq + 8 * c));
+                        *ap = _mm512_dpbusd_epi32(*ap, w1, bcast4(xb + j * a->ldq + 8 * c + 4));
+                    }
+                }
+            }
+            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+                const uint8_t *sp = grp + g * gb + s * sbb + 8 * cb;
+                if (q6) {
+                    const __m512i s0 = bytes16(sp + (2 * sub) * PR, 1);
+                    const __m512i s1 = bytes16(sp + (2 * sub + 1) * PR, 1);
+                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                        const __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(acc[g][j], s0),
+                                                              _mm512_mullo_epi32(acc1[g][j], s1));
+                        const __m512 f =
+                            _mm512_mul_ps(dv[g], _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
+                        facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[g][j]);
+                    }
+                } else {
+                    const __m512 dsc =
+                        _mm512_mul_ps(dv[g], _mm512_cvtepi32_ps(bytes16(sp + 4 * PR + sub * PR, 0)));
+                    const __m512 dmn = _mm512_mul_ps(
+                        mv[g], _mm512_cvtepi32_ps(bytes16(sp + 12 * PR + sub * PR, 0)));
+                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                        const float dx = a->xd[(t0 + j) * a->ldd + b];
+                        const float mx = dx * (float)a->xs[(t0 + j) * a->ldd + b];
+                        const __m512 f = _mm512_mul_ps(dsc, _mm512_set1_ps(dx));
+                        facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][j]), f, facc[g][j]);
+                        facc[g][j] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(mx), facc[g][j]);
+                    }
+                }
+            }
+        }
+    }
+    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
+            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r + g * PR, g ? valid1 : valid0,
+                                  facc[g][j]);
+}
+
+INLINE __mmask16 rows_mask(int64_t n) {
+    return n >= PR ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
+}
+
+INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q6) {
+    const int64_t nsb = a->n_in / BM_QK_K;
+    const size_t gb = (size_t)nsb * (q6 ? BM_PACK_Q6_K_SB : BM_PACK_Q4_K_SB);
+    int64_t r = r0;
+    if (a->n_tok == 1) {
+        for (; r + PR < r1; r += 2 * PR)
+            ktile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nsb, q6, r, 0xFFFF,
+                  rows_mask(r1 - r - PR), 0, 1);
+        if (r < r1)
+            ktile(a, a->w + (size_t)(r / PR) * gb, gb, 1, nsb, q6, r, rows_mask(r1 - r), 0, 0, 1);
+        return;
+    }
+    for (; r < r1; r += PR) {
+        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
+        const __mmask16 valid = rows_mask(r1 - r);
+        int64_t t0 = 0;
+        for (; t0 + NT <= a->n_tok; t0 += NT) ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, NT);
+        switch (a->n_tok - t0) {
+        case 7: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 7); break;
+        case 6: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 6); break;
+        case 5: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 5); break;
+        case 4: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 4); break;
+        case 3: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 3); break;
+        case 2: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 2); break;
+        case 1: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 1); break;
+        default: break;
+        }
+    }
+}
+
+void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, 0); }
+void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, 1); }
