@@ -65,17 +65,20 @@ static inline const float *row(const float *const *blk, int64_t ld, int j) {
 /* o[g][c0..c0+16) = sum_j p[g][j] v_j[c0..c0+16) for NG heads, keys in order. */
 INLINE void pv_block(const bm_att_chunk *a, int g0, int NG, int c0) {
     __m256 acc[4][2];
+#pragma GCC unroll 4
     for (int g = 0; g < NG; g++) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
     const float *p = a->s + (size_t)g0 * BM_ATT_CHUNK;
     for (int j = 0; j < a->n_key; j++) {
         const float *v = row(a->vb, a->ld, j) + c0;
         __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+#pragma GCC unroll 4
         for (int g = 0; g < NG; g++) {
             __m256 w = _mm256_broadcast_ss(p + (size_t)g * BM_ATT_CHUNK + j);
             acc[g][0] = _mm256_fmadd_ps(w, v0, acc[g][0]);
             acc[g][1] = _mm256_fmadd_ps(w, v1, acc[g][1]);
         }
     }
+#pragma GCC unroll 4
     for (int g = 0; g < NG; g++) {
         float *o = a->o + (size_t)(g0 + g) * a->hd + c0;
         _mm256_storeu_ps(o, acc[g][0]);
@@ -93,9 +96,11 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
         for (int g = 0; g < G; g++) {
             const float *q = a->q + (size_t)g * hd;
             __m256 acc[8];
+#pragma GCC unroll 8
             for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
             for (int d = 0; d < hd; d += 8) {
                 __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 8
                 for (int u = 0; u < 8; u++)
                     acc[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[u] + d), acc[u]);
             }
