@@ -21,7 +21,8 @@ void bm_att_chunk_ref(const bm_att_chunk *a) {
     for (int g = 0; g < a->G; g++) {
         const float *q = a->q + (size_t)g * a->hd;
         float *s = a->s + (size_t)g * BM_ATT_CHUNK, *o = a->o + (size_t)g * a->hd;
-        for (int j = 0; j < a->n_key; j++) s[j] = bm_dot_f32_ref(q, row(a->kb, a->ld, j), a->hd) * a->scale;
+        for (int j = 0; j < a->n_key; j++)
+            s[j] = bm_dot_f32_ref(q, row(a->kb, a->ld, j), a->hd) * a->scale;
         float mx = s[0];
         for (int j = 1; j < a->n_key; j++)
             if (s[j] > mx) mx = s[j];

@@ -2,8 +2,9 @@
  * the paged KV cache. Per layer: RMSNorm -> Q/K/V (+bias) -> (q/k RMSNorm) -> RoPE -> append
  * K/V -> causal attention with GQA -> output projection + residual -> RMSNorm -> SwiGLU MLP
  * + residual. Matmuls and attention (attention.c) run on the pool; every buffer is sized in
- * bm_ctx_new, so no allocation happens per token. References: Touvron et al. 2023 (Llama), Su et al. 2021
- * (RoPE), Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU), Qwen2/Qwen3 model cards. */
+ * bm_ctx_new, so no allocation happens per token. References: Touvron et al. 2023 (Llama),
+ * Su et al. 2021 (RoPE), Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU), Qwen2/Qwen3 model
+ * cards. */
 #include "model/attention.h"
 #include "model/model_int.h"
 #include "tensor/kernels.h"
