@@ -1,9 +1,11 @@
 /* The batched forward pass of the Llama family over tokens of one or more sequences, with
  * the paged KV cache. Per layer: RMSNorm -> Q/K/V (+bias) -> (q/k RMSNorm) -> RoPE -> append
  * K/V -> causal attention with GQA -> output projection + residual -> RMSNorm -> SwiGLU MLP
- * + residual. Matmuls and attention run on the pool; every buffer is sized in bm_ctx_new, so
- * no allocation happens per token. References: Touvron et al. 2023 (Llama), Su et al. 2021
- * (RoPE), Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU), Qwen2/Qwen3 model cards. */
+ * + residual. Matmuls and attention (attention.c) run on the pool; every buffer is sized in
+ * bm_ctx_new, so no allocation happens per token. References: Touvron et al. 2023 (Llama),
+ * Su et al. 2021 (RoPE), Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU), Qwen2/Qwen3 model
+ * cards. */
+#include "model/attention.h"
 #include "model/model_int.h"
 #include "tensor/kernels.h"
 
@@ -18,7 +20,7 @@ struct bm_ctx {
     int32_t n_ctx, max_batch, n_threads;
     /* activations [max_batch, ...] */
     float *x, *hb, *q, *k, *v, *att, *gate, *up, *cs;
-    float *scores; /* [n_threads][n_ctx] */
+    bm_att attn;        /* attention scratch (attention.c) */
     void *mm_scratch;
     int32_t *b_pos;     /* [max_batch] batch scratch for bm_model_eval */
     bm_seq **b_seq;
@@ -69,8 +71,8 @@ bm_status bm_ctx_new(const bm_model *m, const bm_ctx_params *p, bm_ctx **out, bm
     A(c->gate, B * h->n_ff);
     A(c->up, B * h->n_ff);
     A(c->cs, B * h->n_rot);
-    A(c->scores, (size_t)c->n_threads * c->n_ctx);
 #undef A
+    if ((st = bm_att_init(&c->attn, &c->arena, h, c->n_ctx, c->n_threads, err))) goto fail;
     c->mm_scratch = bm_arena_alloc(
         &c->arena, bm_matmul_scratch_bytes((int64_t)max_in, c->max_batch, c->n_threads), err);
     c->b_pos = bm_arena_calloc(&c->arena, B, sizeof(int32_t), err);
@@ -100,51 +102,11 @@ bm_pool *bm_ctx_pool(bm_ctx *c) { return c->pool; }
 int32_t bm_ctx_n_ctx(const bm_ctx *c) { return c->n_ctx; }
 int32_t bm_ctx_max_batch(const bm_ctx *c) { return c->max_batch; }
 
-/* ---- attention ------------------------------------------------------------------------- */
-
-typedef struct att_task {
-    bm_ctx *c;
-    const bm_batch *b;
-    int32_t off, n; /* batch slice */
-    int layer;
-} att_task;
-
 static inline float *kv_slot(const bm_kv *kv, float *base, int layer, const bm_seq *s,
                              int32_t pos) {
     int32_t blk = s->blocks[pos / BM_KV_BLOCK];
     size_t slot = ((size_t)layer * kv->n_blocks + (size_t)blk) * BM_KV_BLOCK + pos % BM_KV_BLOCK;
     return base + slot * (size_t)kv->n_kv_dim;
-}
-
-static void att_run(void *ctx, int ith, int nth) {
-    const att_task *t = ctx;
-    bm_ctx *c = t->c;
-    const bm_hparams *h = &c->m->hp;
-    const int hd = h->head_dim, group = h->n_head / h->n_head_kv;
-    const size_t qd = (size_t)h->n_head * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
-    const bm_kernels *k = bm_kernels_get();
-    int64_t lo, hi;
-    bm_split_range((int64_t)t->n * h->n_head, ith, nth, &lo, &hi);
-    for (int64_t w = lo; w < hi; w++) {
-        int32_t i = (int32_t)(w / h->n_head), head = (int32_t)(w % h->n_head);
-        int32_t bi = t->off + i, pos = t->b->pos[bi];
-        const bm_seq *s = t->b->seq[bi];
-        const float *q = c->q + (size_t)i * qd + (size_t)head * hd;
-        int kvh = head / group;
-        for (int32_t j = 0; j <= pos; j++) {
-            const float *kj = kv_slot(c->kv, c->kv->k, t->layer, s, j) + (size_t)kvh * hd;
-            sc[j] = k->dot_f32(q, kj, hd) * scale;
-        }
-        bm_k_softmax_ref(sc, pos + 1);
-        float *o = c->att + (size_t)i * qd + (size_t)head * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t j = 0; j <= pos; j++) {
-            const float *vj = kv_slot(c->kv, c->kv->v, t->layer, s, j) + (size_t)kvh * hd;
-            k->axpy_f32(sc[j], vj, o, hd);
-        }
-    }
 }
 
 /* ---- one slice of at most max_batch tokens -------------------------------------------- */
@@ -206,8 +168,7 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
             memcpy(kv_slot(c->kv, c->kv->k, li, s, pos), c->k + i * kvd, (size_t)kvd * 4);
             memcpy(kv_slot(c->kv, c->kv->v, li, s, pos), c->v + i * kvd, (size_t)kvd * 4);
         }
-        att_task at = {c, b, off, n, li};
-        bm_pool_run(c->pool, att_run, &at, c->n_threads);
+        bm_att_run(&c->attn, c->pool, c->kv, li, b, off, n, c->q, c->att);
         bm_matmul(c->pool, l->wo, c->att, n, c->hb, c->mm_scratch);
         for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
 

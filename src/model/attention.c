@@ -1,0 +1,237 @@
+/* Fused causal GQA attention over the paged KV cache: for each (token, KV head) the query
+ * heads of the group are processed together against the keys in fixed chunks of BM_ATT_CHUNK
+ * absolute positions; each chunk yields a partial softmax state (max m, sum l, unnormalised
+ * output o) and the chunks are folded in position order with the online-softmax rescaling
+ * (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention). Decode batches with long
+ * contexts split the chunks of one (token, KV head) over threads (split-KV); only who computes
+ * a chunk changes, never the arithmetic, so a row's output is batch- and thread-invariant. */
+#include "model/attention.h"
+#include "tensor/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- scalar reference chunk kernel --------------------------------------------------------- */
+
+static inline const float *row(const float *const *blk, int64_t ld, int j) {
+    return blk[j / BM_KV_BLOCK] + (int64_t)(j % BM_KV_BLOCK) * ld;
+}
+
+void bm_att_chunk_ref(const bm_att_chunk *a) {
+    for (int g = 0; g < a->G; g++) {
+        const float *q = a->q + (size_t)g * a->hd;
+        float *s = a->s + (size_t)g * BM_ATT_CHUNK, *o = a->o + (size_t)g * a->hd;
+        for (int j = 0; j < a->n_key; j++)
+            s[j] = bm_dot_f32_ref(q, row(a->kb, a->ld, j), a->hd) * a->scale;
+        float mx = s[0];
+        for (int j = 1; j < a->n_key; j++)
+            if (s[j] > mx) mx = s[j];
+        double sum = 0.0;
+        for (int j = 0; j < a->n_key; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        memset(o, 0, (size_t)a->hd * sizeof(float));
+        for (int j = 0; j < a->n_key; j++) bm_axpy_f32_ref(s[j], row(a->vb, a->ld, j), o, a->hd);
+        a->m[g] = mx;
+        a->l[g] = (float)sum;
+    }
+}
+
+/* ---- scratch --------------------------------------------------------------------------- */
+
+static int32_t n_chunks(int32_t pos) { return pos / BM_ATT_CHUNK + 1; }
+
+bm_status bm_att_init(bm_att *a, bm_arena *arena, const bm_hparams *h, int32_t n_ctx,
+                      int n_threads, bm_err *err) {
+    memset(a, 0, sizeof *a);
+    a->n_head = h->n_head;
+    a->n_head_kv = h->n_head_kv;
+    a->hd = h->head_dim;
+    a->n_threads = n_threads > 0 ? n_threads : 1;
+    a->n_ctx = n_ctx;
+    const size_t G = (size_t)(h->n_head / h->n_head_kv), hd = (size_t)h->head_dim;
+    /* s [G, CHUNK], chunk o [G, hd], chunk m, l and running M, L [G] each; 64-byte multiple */
+    a->thr_stride = (G * BM_ATT_CHUNK + G * hd + 4 * G + 15) & ~(size_t)15;
+    /* split when the (token, KV head) pairs are too few to keep 2 per thread busy */
+    a->split_cap = a->n_threads > 1 ? (2 * a->n_threads - 1) / h->n_head_kv : 0;
+    size_t n_pairs = (size_t)a->split_cap * (size_t)h->n_head_kv;
+    size_t units = n_pairs * (size_t)n_chunks(n_ctx - 1), unit_floats = G * (hd + 2), part;
+    if (!bm_size_mul(units, unit_floats, &part))
+        return bm_err_set(err, BM_EOVERFLOW, "attention: %zu split partials overflow", units);
+    a->thr = bm_arena_calloc(arena, (size_t)a->n_threads * a->thr_stride, sizeof(float), err);
+    a->part = part ? bm_arena_calloc(arena, part, sizeof(float), err) : NULL;
+    a->pair_off = bm_arena_calloc(arena, n_pairs + 1, sizeof(int32_t), err);
+    if (!a->thr || (part && !a->part) || !a->pair_off) return BM_ENOMEM;
+    return BM_OK;
+}
+
+/* ---- one layer over a batch slice ----------------------------------------------------- */
+
+typedef struct att_task {
+    const bm_att *a;
+    const bm_kv *kv;
+    const bm_batch *b;
+    int32_t off, n, n_pairs;
+    int layer, G;
+    int64_t qd;
+    float scale;
+    const float *q;
+    float *out;
+    bm_att_chunk_fn chunk;
+    int64_t total_cost;  /* sum of pair costs (mode without split) */
+} att_task;
+
+/* Runs the kernel for chunk c of pair p (token off + p / n_head_kv, KV head p % n_head_kv)
+ * into m, l, o. */
+static void chunk_partial(const att_task *t, int32_t p, int32_t c, float *s, float *m, float *l,
+                          float *o) {
+    const bm_att *a = t->a;
+    const bm_kv *kv = t->kv;
+    int32_t i = p / a->n_head_kv, g = p % a->n_head_kv, bi = t->off + i;
+    int32_t pos = t->b->pos[bi], j0 = c * BM_ATT_CHUNK;
+    int32_t n_key = pos + 1 - j0 < BM_ATT_CHUNK ? pos + 1 - j0 : BM_ATT_CHUNK;
+    const bm_seq *sq = t->b->seq[bi];
+    const float *kb[BM_ATT_CHUNK_BLOCKS], *vb[BM_ATT_CHUNK_BLOCKS];
+    int nb = (n_key + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
+    for (int k = 0; k < nb; k++) {
+        int32_t blk = sq->blocks[j0 / BM_KV_BLOCK + k];
+        size_t slot = ((size_t)t->layer * kv->n_blocks + (size_t)blk) * BM_KV_BLOCK;
+        size_t at = slot * (size_t)kv->n_kv_dim + (size_t)g * a->hd;
+        kb[k] = kv->k + at;
+        vb[k] = kv->v + at;
+    }
+    bm_att_chunk ca = {.q = t->q + (size_t)i * t->qd + (size_t)g * t->G * a->hd,
+                       .kb = kb, .vb = vb, .ld = kv->n_kv_dim, .n_key = n_key, .G = t->G,
+                       .hd = a->hd, .scale = t->scale, .s = s, .m = m, .l = l, .o = o};
+    t->chunk(&ca);
+}
+
+/* Folds chunk state (m, l, o) into the running state (M, L, O) of G heads; the first chunk
+ * is copied. One formula for every path: M' = max(M, m), L' = L e^(M-M') + l e^(m-M'),
+ * O' = O e^(M-M') + o e^(m-M'). */
+static void fold(int G, int hd, bool first, float *M, float *L, float *O, const float *m,
+                 const float *l, const float *o) {
+    if (first) {
+        memcpy(M, m, (size_t)G * sizeof(float));
+        memcpy(L, l, (size_t)G * sizeof(float));
+        memcpy(O, o, (size_t)G * hd * sizeof(float));
+        return;
+    }
+    for (int g = 0; g < G; g++) {
+        float mn = M[g] > m[g] ? M[g] : m[g];
+        float ea = expf(M[g] - mn), eb = expf(m[g] - mn);
+        M[g] = mn;
+        L[g] = L[g] * ea + l[g] * eb;
+        float *Og = O + (size_t)g * hd;
+        const float *og = o + (size_t)g * hd;
+        for (int d = 0; d < hd; d++) Og[d] = Og[d] * ea + og[d] * eb;
+    }
+}
+
+static void finish(int G, int hd, const float *L, float *O) {
+    for (int g = 0; g < G; g++) {
+        float inv = 1.0f / L[g];
+        for (int d = 0; d < hd; d++) O[(size_t)g * hd + d] *= inv;
+    }
+}
+
+static float *pair_out(const att_task *t, int32_t p) {
+    int32_t i = p / t->a->n_head_kv, g = p % t->a->n_head_kv;
+    return t->out + (size_t)i * t->qd + (size_t)g * t->G * t->a->hd;
+}
+
+static int64_t pair_cost(const att_task *t, int32_t p) {
+    return (int64_t)t->b->pos[t->off + p / t->a->n_head_kv] + 1 + BM_KV_BLOCK;
+}
+
+/* Without split: each thread takes whole pairs, a contiguous run of about equal total cost
+ * (keys visited), and walks their chunks in order. */
+static void run_pairs(void *ctx, int ith, int nth) {
+    const att_task *t = ctx;
+    const bm_att *a = t->a;
+    const int G = t->G, hd = a->hd;
+    float *s = a->thr + (size_t)ith * a->thr_stride, *o = s + (size_t)G * BM_ATT_CHUNK;
+    float *m = o + (size_t)G * hd, *l = m + G, *M = l + G, *L = M + G;
+    int64_t before = 0;
+    for (int32_t p = 0; p < t->n_pairs; p++) {
+        int64_t cost = pair_cost(t, p);
+        int owner = (int)((before * nth) / t->total_cost);
+        before += cost;
+        if (owner != ith) continue;
+        float *O = pair_out(t, p);
+        int32_t nc = n_chunks(t->b->pos[t->off + p / a->n_head_kv]);
+        for (int32_t c = 0; c < nc; c++) {
+            chunk_partial(t, p, c, s, m, l, o);
+            fold(G, hd, c == 0, M, L, O, m, l, o);
+        }
+        finish(G, hd, L, O);
+    }
+}
+
+/* Split phase 1: the chunks of all pairs, numbered by a->pair_off, in equal runs per thread;
+ * each partial goes to its own slot of a->part. */
+static void run_units(void *ctx, int ith, int nth) {
+    const att_task *t = ctx;
+    const bm_att *a = t->a;
+    const size_t unit = (size_t)t->G * (a->hd + 2);
+    float *s = a->thr + (size_t)ith * a->thr_stride;
+    int64_t lo, hi;
+    bm_split_range(a->pair_off[t->n_pairs], ith, nth, &lo, &hi);
+    int32_t p = 0;
+    for (int64_t u = lo; u < hi; u++) {
+        while (a->pair_off[p + 1] <= u) p++;
+        float *m = a->part + (size_t)u * unit, *l = m + t->G, *o = l + t->G;
+        chunk_partial(t, p, (int32_t)(u - a->pair_off[p]), s, m, l, o);
+    }
+}
+
+/* Split phase 2: each pair folds its partials in chunk order. */
+static void run_fold(void *ctx, int ith, int nth) {
+    const att_task *t = ctx;
+    const bm_att *a = t->a;
+    const int G = t->G, hd = a->hd;
+    const size_t unit = (size_t)G * (hd + 2);
+    float *M = a->thr + (size_t)ith * a->thr_stride, *L = M + G;
+    int64_t lo, hi;
+    bm_split_range(t->n_pairs, ith, nth, &lo, &hi);
+    for (int32_t p = (int32_t)lo; p < (int32_t)hi; p++) {
+        float *O = pair_out(t, p);
+        for (int32_t u = a->pair_off[p]; u < a->pair_off[p + 1]; u++) {
+            const float *m = a->part + (size_t)u * unit, *l = m + G, *o = l + G;
+            fold(G, hd, u == a->pair_off[p], M, L, O, m, l, o);
+        }
+        finish(G, hd, L, O);
+    }
+}
+
+void bm_att_run(bm_att *a, bm_pool *pool, const bm_kv *kv, int layer, const bm_batch *b,
+                int32_t off, int32_t n, const float *q, float *out) {
+    const bm_kernels *k = bm_kernels_get();
+    att_task t = {.a = a, .kv = kv, .b = b, .off = off, .n = n, .n_pairs = n * a->n_head_kv,
+                  .layer = layer, .G = a->n_head / a->n_head_kv, .qd = (int64_t)a->n_head * a->hd,
+                  .scale = 1.0f / sqrtf((float)a->hd), .q = q, .out = out,
+                  .chunk = bm_att_chunk_ref};
+#ifndef BM_NO_SIMD
+    if (k->level >= BM_LVL_AVX2 && a->hd % 16 == 0) t.chunk = bm_att_chunk_avx2;
+#else
+    (void)k;
+#endif
+    int nth = pool ? bm_pool_n_threads(pool) : 1;
+    if (nth > a->n_threads) nth = a->n_threads;
+    int64_t units = 0;
+    if (n <= a->split_cap && nth > 1) {
+        for (int32_t p = 0; p < t.n_pairs; p++) {
+            a->pair_off[p] = (int32_t)units;
+            units += n_chunks(b->pos[off + p / a->n_head_kv]);
+        }
+        a->pair_off[t.n_pairs] = (int32_t)units;
+    }
+    if (units > t.n_pairs) {
+        bm_pool_run(pool, run_units, &t, nth);
+        bm_pool_run(pool, run_fold, &t, nth);
+        return;
+    }
+    for (int32_t p = 0; p < t.n_pairs; p++) t.total_cost += pair_cost(&t, p);
+    bm_pool_run(pool, run_pairs, &t, nth);
+}

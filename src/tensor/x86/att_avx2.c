@@ -1,0 +1,142 @@
+/* AVX2+FMA chunk kernel of the fused attention (contract in src/model/attention.h): scores of
+ * 8 keys at a time per head (8 dot-product accumulators reduced together, the K rows of the
+ * block reused from L1 by every head of the group), a vectorised max / exp / sum, and the
+ * weighted sum of V with 4 heads x 16 columns held in registers so each V row is read once
+ * per group. Every head and every key goes through the same operations whatever G, n_key or
+ * its slot, so a head's result depends only on its query and the chunk's keys. */
+#include "model/attention.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Sums of 8 vectors: lane i of the result = horizontal sum of a[i] (same tree for each). */
+INLINE __m256 hsum8x8(const __m256 *a) {
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* exp(x) for x <= 0 (0 below -87.3, where float would go subnormal): x = n ln2 + r with
+ * |r| <= ln2/2 (Cody-Waite, ln2 as a float-exact high part plus a low part), e^r by its
+ * degree-7 Taylor polynomial (truncation < 5e-9 relative), times 2^n through the exponent. */
+INLINE __m256 exp_neg(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                                  23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+static inline const float *row(const float *const *blk, int64_t ld, int j) {
+    return blk[j / BM_KV_BLOCK] + (int64_t)(j % BM_KV_BLOCK) * ld;
+}
+
+/* o[g][c0..c0+16) = sum_j p[g][j] v_j[c0..c0+16) for NG heads, keys in order. */
+INLINE void pv_block(const bm_att_chunk *a, int g0, int NG, int c0) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int g = 0; g < NG; g++) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
+    const float *p = a->s + (size_t)g0 * BM_ATT_CHUNK;
+    for (int j = 0; j < a->n_key; j++) {
+        const float *v = row(a->vb, a->ld, j) + c0;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+#pragma GCC unroll 4
+        for (int g = 0; g < NG; g++) {
+            __m256 w = _mm256_broadcast_ss(p + (size_t)g * BM_ATT_CHUNK + j);
+            acc[g][0] = _mm256_fmadd_ps(w, v0, acc[g][0]);
+            acc[g][1] = _mm256_fmadd_ps(w, v1, acc[g][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < NG; g++) {
+        float *o = a->o + (size_t)(g0 + g) * a->hd + c0;
+        _mm256_storeu_ps(o, acc[g][0]);
+        _mm256_storeu_ps(o + 8, acc[g][1]);
+    }
+}
+
+void bm_att_chunk_avx2(const bm_att_chunk *a) {
+    const int hd = a->hd, G = a->G, nk = a->n_key, n8 = (nk + 7) & ~7;
+    const __m256 scale = _mm256_set1_ps(a->scale);
+    /* scores, 8 keys per step; slots past n_key reuse the last key and are dropped */
+    for (int j0 = 0; j0 < nk; j0 += 8) {
+        const float *kr[8];
+        for (int u = 0; u < 8; u++) kr[u] = row(a->kb, a->ld, j0 + u < nk ? j0 + u : nk - 1);
+        for (int g = 0; g < G; g++) {
+            const float *q = a->q + (size_t)g * hd;
+            __m256 acc[8];
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d += 8) {
+                __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++)
+                    acc[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[u] + d), acc[u]);
+            }
+            _mm256_storeu_ps(a->s + (size_t)g * BM_ATT_CHUNK + j0,
+                             _mm256_mul_ps(hsum8x8(acc), scale));
+        }
+    }
+    /* per head: max, p = exp(s - max) (slots past n_key set to 0), l = sum p */
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), nkv = _mm256_set1_epi32(nk);
+    for (int g = 0; g < G; g++) {
+        float *s = a->s + (size_t)g * BM_ATT_CHUNK;
+        for (int j = nk; j < n8; j++) s[j] = s[nk - 1];
+        __m256 mv = _mm256_loadu_ps(s);
+        for (int j = 8; j < n8; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+        const float mx = hmax(mv);
+        const __m256 mb = _mm256_set1_ps(mx);
+        __m256 sum = _mm256_setzero_ps();
+        for (int j = 0; j < n8; j += 8) {
+            __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lane);
+            __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nkv, idx));
+            __m256 e = _mm256_and_ps(keep, exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j), mb)));
+            _mm256_storeu_ps(s + j, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        a->m[g] = mx;
+        a->l[g] = hsum(sum);
+    }
+    /* o = sum_j p_j v_j: heads in groups of 4, 16 columns at a time */
+    for (int c0 = 0; c0 < hd; c0 += 16) {
+        int g0 = 0;
+        for (; g0 + 4 <= G; g0 += 4) pv_block(a, g0, 4, c0);
+        switch (G - g0) {
+        case 3: pv_block(a, g0, 3, c0); break;
+        case 2: pv_block(a, g0, 2, c0); break;
+        case 1: pv_block(a, g0, 1, c0); break;
+        default: break;
+        }
+    }
+}
