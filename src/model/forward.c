@@ -118,12 +118,81 @@ static void add_bias(float *y, const bm_tensor *b, int32_t n, int64_t d) {
         for (int64_t j = 0; j < d; j++) y[i * d + j] += bb[j];
 }
 
+/* Per-token steps between the matrix products, split by tokens over the pool (each token's
+ * values follow the same sequence whatever the split: batch invariant). */
+enum { PH_ATTN_IN, PH_QKV, PH_FFN_IN, PH_SWIGLU, PH_RESID };
+
+typedef struct tok_task {
+    bm_ctx *c;
+    const bm_batch *b;
+    const bm_layer *l;
+    int32_t off, n;
+    int layer, phase;
+    const bm_rope_params *rp;
+} tok_task;
+
+static void tok_run(void *ctx, int ith, int nth) {
+    const tok_task *t = ctx;
+    bm_ctx *c = t->c;
+    const bm_hparams *h = &c->m->hp;
+    const bm_layer *l = t->l;
+    const int64_t E = h->n_embd, hd = h->head_dim, qd = (int64_t)h->n_head * hd,
+                  kvd = (int64_t)h->n_head_kv * hd, F = h->n_ff;
+    int64_t lo, hi;
+    bm_split_range(t->n, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        float *x = c->x + i * E, *hb = c->hb + i * E;
+        switch (t->phase) {
+        case PH_ATTN_IN:
+            bm_k_rmsnorm_ref(x, l->attn_norm->data, hb, E, h->norm_eps);
+            break;
+        case PH_QKV: {
+            float *q = c->q + i * qd, *k = c->k + i * kvd, *v = c->v + i * kvd;
+            if (l->bq) add_bias(q, l->bq, 1, qd);
+            if (l->bk) add_bias(k, l->bk, 1, kvd);
+            if (l->bv) add_bias(v, l->bv, 1, kvd);
+            const float *cs = c->cs + (size_t)i * h->n_rot;
+            for (int hh = 0; hh < h->n_head; hh++) {
+                float *qh = q + hh * hd;
+                if (l->q_norm) bm_k_rmsnorm_ref(qh, l->q_norm->data, qh, hd, h->norm_eps);
+                bm_k_rope_ref(qh, h->n_rot, h->rope_neox, cs);
+            }
+            for (int hh = 0; hh < h->n_head_kv; hh++) {
+                float *kh = k + hh * hd;
+                if (l->k_norm) bm_k_rmsnorm_ref(kh, l->k_norm->data, kh, hd, h->norm_eps);
+                bm_k_rope_ref(kh, h->n_rot, h->rope_neox, cs);
+            }
+            const bm_seq *s = t->b->seq[t->off + i];
+            const int32_t pos = t->b->pos[t->off + i];
+            memcpy(kv_slot(c->kv, c->kv->k, t->layer, s, pos), k, (size_t)kvd * 4);
+            memcpy(kv_slot(c->kv, c->kv->v, t->layer, s, pos), v, (size_t)kvd * 4);
+            break;
+        }
+        case PH_FFN_IN:
+            for (int64_t j = 0; j < E; j++) x[j] += hb[j];
+            bm_k_rmsnorm_ref(x, l->ffn_norm->data, hb, E, h->norm_eps);
+            break;
+        case PH_SWIGLU:
+            bm_kernels_get()->swiglu(c->gate + i * F, c->up + i * F, c->gate + i * F, F);
+            break;
+        default:
+            for (int64_t j = 0; j < E; j++) x[j] += hb[j];
+            break;
+        }
+    }
+}
+
+/* A few tokens (decode) are not worth waking the pool for. */
+static void tok_steps(tok_task *t) {
+    if (t->n < 4) tok_run(t, 0, 1);
+    else bm_pool_run(t->c->pool, tok_run, t, t->c->n_threads);
+}
+
 static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, float *logits,
                           int32_t *n_logits) {
     const bm_model *m = c->m;
     const bm_hparams *h = &m->hp;
-    const int64_t E = h->n_embd, hd = h->head_dim, qd = (int64_t)h->n_head * hd,
-                  kvd = (int64_t)h->n_head_kv * hd;
+    const int64_t E = h->n_embd;
     bm_rope_params rp = {.n_rot = h->n_rot,
                          .base = h->rope_theta,
                          .freq_scale = 1.0f / h->rope_factor,
@@ -141,47 +210,30 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
     }
     for (int li = 0; li < h->n_layer; li++) {
         const bm_layer *l = &m->layers[li];
-        const float *an = l->attn_norm->data;
-        for (int32_t i = 0; i < n; i++) bm_k_rmsnorm_ref(c->x + i * E, an, c->hb + i * E, E, h->norm_eps);
+        tok_task tt = {.c = c, .b = b, .l = l, .off = off, .n = n, .layer = li, .rp = &rp};
+        tt.phase = PH_ATTN_IN;
+        tok_steps(&tt);
         {   /* Q, K, V share their input: one quantization, one pool run */
             const bm_tensor *ws[3] = {l->wq, l->wk, l->wv};
             float *ys[3] = {c->q, c->k, c->v};
             bm_matmul_multi(c->pool, 3, ws, c->hb, n, ys, c->mm_scratch);
         }
-        add_bias(c->q, l->bq, n, qd);
-        add_bias(c->k, l->bk, n, kvd);
-        add_bias(c->v, l->bv, n, kvd);
-        for (int32_t i = 0; i < n; i++) {
-            const float *cs = c->cs + (size_t)i * h->n_rot;
-            for (int hh = 0; hh < h->n_head; hh++) {
-                float *qh = c->q + i * qd + hh * hd;
-                if (l->q_norm) bm_k_rmsnorm_ref(qh, l->q_norm->data, qh, hd, h->norm_eps);
-                bm_k_rope_ref(qh, h->n_rot, h->rope_neox, cs);
-            }
-            for (int hh = 0; hh < h->n_head_kv; hh++) {
-                float *kh = c->k + i * kvd + hh * hd;
-                if (l->k_norm) bm_k_rmsnorm_ref(kh, l->k_norm->data, kh, hd, h->norm_eps);
-                bm_k_rope_ref(kh, h->n_rot, h->rope_neox, cs);
-            }
-            const bm_seq *s = b->seq[off + i];
-            int32_t pos = b->pos[off + i];
-            memcpy(kv_slot(c->kv, c->kv->k, li, s, pos), c->k + i * kvd, (size_t)kvd * 4);
-            memcpy(kv_slot(c->kv, c->kv->v, li, s, pos), c->v + i * kvd, (size_t)kvd * 4);
-        }
+        tt.phase = PH_QKV;
+        tok_steps(&tt);
         bm_att_run(&c->attn, c->pool, c->kv, li, b, off, n, c->q, c->att);
         bm_matmul(c->pool, l->wo, c->att, n, c->hb, c->mm_scratch);
-        for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
-
-        const float *fn = l->ffn_norm->data;
-        for (int32_t i = 0; i < n; i++) bm_k_rmsnorm_ref(c->x + i * E, fn, c->hb + i * E, E, h->norm_eps);
+        tt.phase = PH_FFN_IN;
+        tok_steps(&tt);
         {
             const bm_tensor *ws[2] = {l->w_gate, l->w_up};
             float *ys[2] = {c->gate, c->up};
             bm_matmul_multi(c->pool, 2, ws, c->hb, n, ys, c->mm_scratch);
         }
-        bm_kernels_get()->swiglu(c->gate, c->up, c->gate, (int64_t)n * h->n_ff);
+        tt.phase = PH_SWIGLU;
+        tok_steps(&tt);
         bm_matmul(c->pool, l->w_down, c->gate, n, c->hb, c->mm_scratch);
-        for (int64_t j = 0; j < n * E; j++) c->x[j] += c->hb[j];
+        tt.phase = PH_RESID;
+        tok_steps(&tt);
     }
     /* final norm and head for the tokens that want logits, compacted */
     int32_t k = 0;
