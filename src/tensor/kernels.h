@@ -120,6 +120,7 @@ void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);
 double bm_probe_int8_vnni(int64_t iters);
+double bm_probe_fma_vnni(int64_t iters);
 #endif
 
 #endif
