@@ -11,8 +11,8 @@
  *                                                for the last prompt token
  *      + 4 * n_head * head_dim * p(p+1)/2 * n_layer   attention: QK^T and PV, query i (from 0)
  *                                                attends to i+1 keys (causal, empty context)
- *    pp_peak_ratio = (time those ops take at the measured peaks: matmuls at the int8 peak
- *    (vpdpbusd / vpmaddubsw) for quantized weights or the f32 FMA peak for float weights,
+ *    pp_peak_ratio = (time those ops take at the measured peaks: each matmul at the int8 peak
+ *    (vpdpbusd / vpmaddubsw) if its weights are quantized, else at the f32 FMA peak;
  *    attention at the f32 FMA peak) / (measured pp time). Peaks: bm_kernels_peak_gops, every
  *    pool thread at once, best of 5 rounds.
  *  - peak RSS (VmHWM) next to the model file size + the KV cache allocated, read BEFORE the
@@ -217,23 +217,48 @@ int cmd_bench(int argc, char **argv) {
     const int nth = bm_pool_n_threads(pool);
 
     /* Bytes read per generated token: every matmul weight once, the K/V of the context.
-     * Multiply-adds per prompt token: the layer matmuls (the head only for the last one). */
-    double w_bytes = 0, layer_params = 0;
-    for (int32_t l = 0; l < m->hp.n_layer; l++) {
-        const bm_layer *L = &m->layers[l];
-        const bm_tensor *mats[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
-        for (int k = 0; k < 7; k++)
-            if (mats[k]) {
-                w_bytes += (double)mats[k]->n_bytes;
-                layer_params += (double)mats[k]->ne[0] * (double)mats[k]->ne[1];
-            }
+     * Multiply-adds per prompt token: the layer matmuls (the head only for the last one), split
+     * by whether the weight type runs on the int8 units (quantized) or the f32 FMA. Bytes per
+     * weight type, for the "type" (the largest share) and "types" columns: a row length that
+     * is not a multiple of a type's block makes a file mix types (Qwen2.5-0.5B "Q4_K": the
+     * 896-wide rows are Q5_0). */
+    double w_bytes = 0, type_bytes[BM_DTYPE_COUNT] = {0};
+    double mm_i8_ops = 0, mm_f32_ops = 0;
+    for (int32_t l = 0; l <= m->hp.n_layer; l++) {
+        const bm_layer *L = l < m->hp.n_layer ? &m->layers[l] : NULL;
+        const bm_tensor *mats[7] = {m->output};
+        if (L) {
+            const bm_tensor *lm[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            memcpy(mats, lm, sizeof lm);
+        }
+        for (int k = 0; k < 7; k++) {
+            if (!mats[k]) continue;
+            const double params = (double)mats[k]->ne[0] * (double)mats[k]->ne[1];
+            const double toks_here = L ? (double)p : (p > 0 ? 1 : 0);
+            w_bytes += (double)mats[k]->n_bytes;
+            if ((int)mats[k]->type >= 0 && mats[k]->type < BM_DTYPE_COUNT)
+                type_bytes[mats[k]->type] += (double)mats[k]->n_bytes;
+            if (bm_type_traits_get(mats[k]->type)->quantized)
+                mm_i8_ops += 2.0 * params * toks_here;
+            else
+                mm_f32_ops += 2.0 * params * toks_here;
+        }
     }
-    w_bytes += (double)m->output->n_bytes;
-    const double head_params = (double)m->output->ne[0] * (double)m->output->ne[1];
+    bm_dtype wt = m->output->type;
+    char types[256] = "";
+    for (int used = 0; used < BM_DTYPE_COUNT; used++) { /* types by decreasing bytes */
+        int best = -1;
+        for (int t = 0; t < BM_DTYPE_COUNT; t++)
+            if (type_bytes[t] > 0 && (best < 0 || type_bytes[t] > type_bytes[best])) best = t;
+        if (best < 0) break;
+        if (!used) wt = (bm_dtype)best;
+        size_t len = strlen(types);
+        snprintf(types + len, sizeof types - len, "%s%s:%.0f%%", used ? "," : "",
+                 bm_dtype_name((bm_dtype)best), 100 * type_bytes[best] / w_bytes);
+        type_bytes[best] = 0;
+    }
     const double kv_bytes = (double)bm_model_kv_bytes_per_token(m) * ((double)p + n / 2.0);
-    const bm_dtype wt = m->layers[0].w_gate ? m->layers[0].w_gate->type : m->output->type;
-    const bool int8 = bm_type_traits_get(wt)->quantized;
-    const double mm_ops = 2.0 * layer_params * (double)p + (p > 0 ? 2.0 * head_params : 0);
+    const double mm_ops = mm_i8_ops + mm_f32_ops;
     const double attn_ops = 4.0 * m->hp.n_head * m->hp.head_dim * ((double)p * (p + 1) / 2) *
                             m->hp.n_layer;
 
@@ -271,28 +296,34 @@ int cmd_bench(int argc, char **argv) {
     const double bw = read_bandwidth(pool);
     const double peak_i8 = bm_kernels_peak_gops(pool, true);
     const double peak_f32 = bm_kernels_peak_gops(pool, false);
-    const double peak_mm = int8 ? peak_i8 : peak_f32;
     const double tg_ratio = bw > 0 ? tg_med * (w_bytes + kv_bytes) / (bw * 1e9) : 0;
     const double pp_secs = pp_med > 0 ? (double)p / pp_med : 0;
     const double pp_gops = pp_secs > 0 ? (mm_ops + attn_ops) / pp_secs / 1e9 : 0;
-    const double ideal_secs = peak_mm > 0 && peak_f32 > 0
-                                  ? (mm_ops / peak_mm + attn_ops / peak_f32) / 1e9 : 0;
+    const double ideal_secs = peak_i8 > 0 && peak_f32 > 0
+                                  ? (mm_i8_ops / peak_i8 + (mm_f32_ops + attn_ops) / peak_f32) /
+                                        1e9
+                                  : 0;
     const double pp_ratio = pp_secs > 0 ? ideal_secs / pp_secs : 0;
 
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (json) {
-        printf("{\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"kernels\":\"%s\","
+        printf("{\"model\":\"");
+        for (const char *q = name; *q; q++) /* JSON string: escape what a file name may hold */
+            if (*q == '"' || *q == '\\') printf("\\%c", *q);
+            else if ((unsigned char)*q < 0x20) printf("\\u%04x", (unsigned char)*q);
+            else putchar(*q);
+        printf("\",\"type\":\"%s\",\"types\":\"%s\",\"threads\":%d,\"kernels\":\"%s\","
                "\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,"
                "\"pp_tok_s\":%.3f,\"pp_tok_s_min\":%.3f,\"pp_tok_s_max\":%.3f,"
                "\"tg_tok_s\":%.3f,\"tg_tok_s_min\":%.3f,\"tg_tok_s_max\":%.3f,"
                "\"bandwidth_gb_s\":%.3f,\"bytes_per_token\":%.0f,\"tg_bandwidth_ratio\":%.4f,"
                "\"pp_gops\":%.3f,\"pp_matmul_gop\":%.4f,\"pp_attn_gop\":%.4f,"
-               "\"peak_int8_gops\":%.3f,\"peak_f32_gops\":%.3f,\"peak_gops\":%.3f,"
+               "\"peak_int8_gops\":%.3f,\"peak_f32_gops\":%.3f,"
                "\"pp_peak_ratio\":%.4f,"
                "\"rss_mib\":%.1f,\"file_mib\":%.1f,\"kv_mib\":%.1f,\"rss_over_file_kv\":%.4f",
-               name, bm_dtype_name(wt), nth, kname, p, n, reps, pp_med, pp_min, pp_max, tg_med,
+               bm_dtype_name(wt), types, nth, kname, p, n, reps, pp_med, pp_min, pp_max, tg_med,
                tg_min, tg_max, bw, w_bytes + kv_bytes, tg_ratio, pp_gops, mm_ops / 1e9,
-               attn_ops / 1e9, peak_i8, peak_f32, peak_mm, pp_ratio, rss / mib, file_bytes / mib,
+               attn_ops / 1e9, peak_i8, peak_f32, pp_ratio, rss / mib, file_bytes / mib,
                kv_alloc / mib, rss / (file_bytes + kv_alloc));
         if (with_ref)
             printf(",\"ref_n_prompt\":16,\"ref_n_gen\":4,\"fast_short_pp_tok_s\":%.3f,"
@@ -302,7 +333,8 @@ int cmd_bench(int argc, char **argv) {
                    ref_tg > 0 ? fast_tg4 / ref_tg : 0);
         printf("}\n");
     } else {
-        printf("model %s  type %s  threads %d  kernels %s\n", name, bm_dtype_name(wt), nth, kname);
+        printf("model %s  type %s (%s of the matmul bytes)  threads %d  kernels %s\n", name,
+               bm_dtype_name(wt), types, nth, kname);
         printf("pp%-4ld %9.2f tok/s  (min %.2f, max %.2f, %ld reps)  %.1f GOP/s "
                "(matmul %.2f + attention %.3f GOP per batch) = %.3f of the measured peak\n",
                p, pp_med, pp_min, pp_max, reps, pp_gops, mm_ops / 1e9, attn_ops / 1e9, pp_ratio);
@@ -310,9 +342,9 @@ int cmd_bench(int argc, char **argv) {
                "of read bandwidth %.2f GB/s\n",
                n, tg_med, tg_min, tg_max, (w_bytes + kv_bytes) / 1e6,
                tg_med * (w_bytes + kv_bytes) / 1e9, tg_ratio, bw);
-        printf("peak   int8 %.1f GOP/s, f32 FMA %.1f GFLOP/s (%d threads; matmuls judged "
-               "against %s)\n",
-               peak_i8, peak_f32, nth, int8 ? "int8" : "f32");
+        printf("peak   int8 %.1f GOP/s, f32 FMA %.1f GFLOP/s (%d threads; quantized matmuls "
+               "judged against int8, float ones and attention against f32)\n",
+               peak_i8, peak_f32, nth);
         printf("memory peak RSS %.1f MiB vs file %.1f MiB + KV cache %.1f MiB = %.3f (before "
                "the bandwidth probe's 1 GiB)\n",
                rss / mib, file_bytes / mib, kv_alloc / mib, rss / (file_bytes + kv_alloc));

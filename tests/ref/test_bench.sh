@@ -42,6 +42,7 @@ for k in req:
 if not errs:
     need(j["model"] == "tiny.gguf", f"model {j['model']}")
     need(j["type"] == "q8_0", f"type {j['type']}")
+    need(j.get("types") == "q8_0:100%", f"types {j.get('types')}")
     need(j["threads"] == 2, f"threads {j['threads']}")
     for k in ["pp_tok_s", "tg_tok_s", "bandwidth_gb_s", "ref_pp_tok_s", "ref_tg_tok_s"]:
         need(j[k] > 0, f"{k} = {j[k]} not > 0")
