@@ -71,7 +71,9 @@ double bm_probe_int8_vnni(int64_t iters) {
     }
     __m512i s = a[0];
     _Pragma("GCC unroll 12") for (int i = 1; i < PROBE_CHAINS; i++) s = _mm512_add_epi32(s, a[i]);
-    volatile int32_t sink = _mm512_reduce_add_epi32(s);
+    /* vector adds (wrapping), not _mm512_reduce_add_epi32 (scalar int adds: UB on overflow) */
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    volatile int32_t sink = _mm256_extract_epi32(h, 0);
     (void)sink;
     return (double)iters * PROBE_CHAINS * 64 * 2;
 }
