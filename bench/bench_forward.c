@@ -1,9 +1,13 @@
 /* Whole-model throughput: `baimo bench` (src/cli/cmd_bench.c, compiled in here) on a given GGUF,
- * or on a random-weight model of a real shape made first with bm_model_make:
+ * or on a random-weight model of a real shape made first with bm_model_make and cached as
+ * /tmp/bench-SHAPE-TYPE.gguf (written under a temporary name and renamed, so an interrupted
+ * make never leaves a truncated file to be reused):
  *   bench_forward --make q8_0 [--shape qwen2.5-0.5b] [--arch qwen2] [-p 128] [-n 32] [-t 2]
  *                 [-r 5] [--json] [--ref]
  *   bench_forward -m MODEL.gguf [...]                                                         */
 #include "cli/cmd_bench.c"
+
+#include <unistd.h>
 
 int main(int argc, char **argv) {
     const char *make = NULL, *shape = "qwen2.5-0.5b", *arch = "qwen2";
@@ -29,11 +33,16 @@ int main(int argc, char **argv) {
             fclose(f); /* reuse a model made by an earlier run */
         } else {
             bm_err err = {0};
+            char tmp[300];
+            snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
             fprintf(stderr, "bench_forward: making %s (%s, %s)...\n", path, arch, shape);
-            if (bm_model_make(&mp, path, &err)) {
-                fprintf(stderr, "bench_forward: %s\n", err.msg);
+            double t0 = bm_time_now();
+            if (bm_model_make(&mp, tmp, &err) || rename(tmp, path)) {
+                fprintf(stderr, "bench_forward: %s\n", err.msg[0] ? err.msg : "rename failed");
+                remove(tmp);
                 return 1;
             }
+            fprintf(stderr, "bench_forward: made %s in %.1f s\n", path, bm_time_now() - t0);
         }
         args[n++] = "-m";
         args[n++] = path;

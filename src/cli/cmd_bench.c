@@ -1,15 +1,33 @@
 /* baimo bench: llama-bench style throughput of a model: prompt processing (pp, tokens/s over one
  * batch of -p tokens) and generation (tg, -n tokens one at a time after the prompt), median /
- * min / max over -r repetitions, with in-run context: read bandwidth of a buffer larger than the
- * last-level cache (1 GiB, summed by every thread), the tg / bandwidth ratio from the bytes read
- * per token (matmul weights + KV), and pp FLOP/s over the measured peak of the kernel family.
- * Self-contained (library API and stdio only) so bench/bench_forward.c can reuse it. */
+ * min / max over -r repetitions, with in-run context (all measured in this process, after the
+ * timed runs, so they are compared like for like):
+ *  - tg / read bandwidth: bytes read per generated token (every matmul weight incl. the output
+ *    head once, plus the K/V of the average context p + n/2) times tg tok/s, over the best of 5
+ *    passes summing a 1 GiB buffer on every thread.
+ *  - pp / peak: the pp batch costs (multiply-add = 2 ops)
+ *        2 * (layer matmul params) * p           q, k, v, o, gate, up, down of every layer
+ *      + 2 * (output head params) * 1            bm_model_eval(all=false) runs the head only
+ *                                                for the last prompt token
+ *      + 4 * n_head * head_dim * p(p+1)/2 * n_layer   attention: QK^T and PV, query i (from 0)
+ *                                                attends to i+1 keys (causal, empty context)
+ *    pp_peak_ratio = (time those ops take at the measured peaks: each matmul at the int8 peak
+ *    (vpdpbusd / vpmaddubsw) if its weights are quantized, else at the f32 FMA peak;
+ *    attention at the f32 FMA peak) / (measured pp time). Peaks: bm_kernels_peak_gops, every
+ *    pool thread at once, best of 5 rounds, run before and after the timed runs (the higher).
+ *  - peak RSS (VmHWM) next to the model file size + the KV cache allocated, read BEFORE the
+ *    bandwidth probe (whose 1 GiB buffer would otherwise dominate it).
+ *  - --ref: pp16 / tg4 with the fast kernels and with the scalar reference (BM_KERNELS=ref).
+ * Self-contained (library API, stdio and POSIX only) so bench/bench_forward.c can reuse it. */
 #include "baimo/model.h"
 #include "baimo/tensor.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 int cmd_bench(int argc, char **argv);
 
@@ -94,9 +112,29 @@ static void spread(const double *v, int n, double *med, double *mn, double *mx) 
     *mx = s[n - 1];
 }
 
+/* Peak resident set of this process in bytes: VmHWM from /proc/self/status, else getrusage. */
+static double peak_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmHWM:", 6)) kb = strtol(line + 6, NULL, 10);
+        fclose(f);
+        if (kb > 0) return (double)kb * 1024;
+    }
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss * 1024 : 0;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: baimo bench -m MODEL [-p 128] [-n 32] [-t THREADS] [-r REPS] "
                     "[--json] [--ref]\n"
+                    "  -p N   prompt tokens timed as one batch (0..8192)\n"
+                    "  -n N   tokens generated one at a time after it (0..8192)\n"
+                    "  -t N   threads (0 = all CPUs, up to 512)\n"
+                    "  -r N   repetitions (1..64); median, min and max are reported\n"
+                    "  --json one JSON object on stdout\n"
                     "  --ref  also time pp16 / tg4 with the scalar reference kernels\n");
     return 2;
 }
@@ -110,10 +148,12 @@ static bool int_arg(int argc, char **argv, int *i, const char *name, long lo, lo
         *bad = true;
         return true;
     }
-    long v = strtol(argv[++*i], &end, 10);
-    if (*end || v < lo || v > hi) {
-        fprintf(stderr, "baimo bench: %s '%s' must be an integer in [%ld, %ld]\n", name,
-                argv[*i], lo, hi);
+    errno = 0;
+    const char *s = argv[++*i];
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "baimo bench: %s '%s' must be an integer in [%ld, %ld]\n", name, s, lo,
+                hi);
         *bad = true;
     }
     *out = v;
@@ -125,7 +165,12 @@ int cmd_bench(int argc, char **argv) {
     long p = 128, n = 32, threads = 0, reps = 5;
     bool json = false, with_ref = false, bad = false;
     for (int i = 1; i < argc && !bad; i++) {
-        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
+        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "baimo bench: %s needs a value (a .gguf file or a model "
+                                "directory)\n", argv[i]);
+                return 2;
+            }
             path = argv[++i];
             continue;
         }
@@ -136,7 +181,10 @@ int cmd_bench(int argc, char **argv) {
             continue;
         if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--ref")) with_ref = true;
-        else return usage();
+        else {
+            fprintf(stderr, "baimo bench: unknown option '%s'\n", argv[i]);
+            return usage();
+        }
     }
     if (bad) return 2;
     if (!path) {
@@ -168,24 +216,55 @@ int cmd_bench(int argc, char **argv) {
     bm_pool *pool = bm_ctx_pool(c);
     const int nth = bm_pool_n_threads(pool);
 
-    /* Bytes read per generated token: every matmul weight once, the K/V of the context. */
-    double w_bytes = 0, mm_params = 0;
-    const bm_tensor *mats[8];
-    for (int32_t l = 0; l < m->hp.n_layer; l++) {
-        const bm_layer *L = &m->layers[l];
-        const bm_tensor *ts[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
-        memcpy(mats, ts, sizeof ts);
-        for (int k = 0; k < 7; k++)
-            if (mats[k]) {
-                w_bytes += (double)mats[k]->n_bytes;
-                mm_params += (double)mats[k]->ne[0] * (double)mats[k]->ne[1];
-            }
+    /* Bytes read per generated token: every matmul weight once, the K/V of the context.
+     * Multiply-adds per prompt token: the layer matmuls (the head only for the last one), split
+     * by whether the weight type runs on the int8 units (quantized) or the f32 FMA. Bytes per
+     * weight type, for the "type" (the largest share) and "types" columns: a row length that
+     * is not a multiple of a type's block makes a file mix types (Qwen2.5-0.5B "Q4_K": the
+     * 896-wide rows are Q5_0). */
+    double w_bytes = 0, type_bytes[BM_DTYPE_COUNT] = {0};
+    double mm_i8_ops = 0, mm_f32_ops = 0;
+    for (int32_t l = 0; l <= m->hp.n_layer; l++) {
+        const bm_layer *L = l < m->hp.n_layer ? &m->layers[l] : NULL;
+        const bm_tensor *mats[7] = {m->output};
+        if (L) {
+            const bm_tensor *lm[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            memcpy(mats, lm, sizeof lm);
+        }
+        for (int k = 0; k < 7; k++) {
+            if (!mats[k]) continue;
+            const double params = (double)mats[k]->ne[0] * (double)mats[k]->ne[1];
+            const double toks_here = L ? (double)p : (p > 0 ? 1 : 0);
+            w_bytes += (double)mats[k]->n_bytes;
+            if ((int)mats[k]->type >= 0 && mats[k]->type < BM_DTYPE_COUNT)
+                type_bytes[mats[k]->type] += (double)mats[k]->n_bytes;
+            if (bm_type_traits_get(mats[k]->type)->quantized)
+                mm_i8_ops += 2.0 * params * toks_here;
+            else
+                mm_f32_ops += 2.0 * params * toks_here;
+        }
     }
-    w_bytes += (double)m->output->n_bytes;
-    mm_params += (double)m->output->ne[0] * (double)m->output->ne[1];
+    bm_dtype wt = m->output->type;
+    char types[256] = "";
+    for (int used = 0; used < BM_DTYPE_COUNT; used++) { /* types by decreasing bytes */
+        int best = -1;
+        for (int t = 0; t < BM_DTYPE_COUNT; t++)
+            if (type_bytes[t] > 0 && (best < 0 || type_bytes[t] > type_bytes[best])) best = t;
+        if (best < 0) break;
+        if (!used) wt = (bm_dtype)best;
+        size_t len = strlen(types);
+        snprintf(types + len, sizeof types - len, "%s%s:%.0f%%", used ? "," : "",
+                 bm_dtype_name((bm_dtype)best), 100 * type_bytes[best] / w_bytes);
+        type_bytes[best] = 0;
+    }
     const double kv_bytes = (double)bm_model_kv_bytes_per_token(m) * ((double)p + n / 2.0);
-    const bm_dtype wt = m->layers[0].w_gate ? m->layers[0].w_gate->type : m->output->type;
-    const bool int8 = bm_type_traits_get(wt)->quantized;
+    const double mm_ops = mm_i8_ops + mm_f32_ops;
+    const double attn_ops = 4.0 * m->hp.n_head * m->hp.head_dim * ((double)p * (p + 1) / 2) *
+                            m->hp.n_layer;
+
+    /* Peaks: once before the timed runs and once after, keeping the higher (the machine may be
+     * shared: a round that another process slowed does not lower the peak). */
+    double peak_i8 = bm_kernels_peak_gops(pool, true), peak_f32 = bm_kernels_peak_gops(pool, false);
 
     run_stats rs;
     double pp_med, pp_min, pp_max, tg_med, tg_min, tg_max;
@@ -198,12 +277,6 @@ int cmd_bench(int argc, char **argv) {
     spread(rs.pp, (int)reps, &pp_med, &pp_min, &pp_max);
     spread(rs.tg, (int)reps, &tg_med, &tg_min, &tg_max);
 
-    const double bw = read_bandwidth(pool);
-    const double peak = bm_kernels_peak_gops(pool, int8);
-    const double tg_ratio = bw > 0 ? tg_med * (w_bytes + kv_bytes) / (bw * 1e9) : 0;
-    const double pp_gops = 2.0 * mm_params * pp_med / 1e9;
-    const double pp_ratio = peak > 0 ? pp_gops / peak : 0;
-
     double ref_pp = 0, ref_tg = 0, fast_pp16 = 0, fast_tg4 = 0;
     const char *kname = bm_kernels_name();
     if (with_ref) {
@@ -215,32 +288,72 @@ int cmd_bench(int argc, char **argv) {
         if (st) goto fail;
     }
 
+    /* Memory: read before the bandwidth probe allocates and touches its 1 GiB. */
+    const double rss = peak_rss_bytes();
+    struct stat sb;
+    const double file_bytes = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (double)sb.st_size
+                                                                          : (double)m->weight_bytes;
+    const double kv_alloc = (double)bm_ctx_kv(c)->n_blocks * BM_KV_BLOCK *
+                            (double)bm_model_kv_bytes_per_token(m);
+    const double mib = 1024.0 * 1024.0;
+
+    const double bw = read_bandwidth(pool);
+    const double peak_i8_after = bm_kernels_peak_gops(pool, true);
+    const double peak_f32_after = bm_kernels_peak_gops(pool, false);
+    if (peak_i8_after > peak_i8) peak_i8 = peak_i8_after;
+    if (peak_f32_after > peak_f32) peak_f32 = peak_f32_after;
+    const double tg_ratio = bw > 0 ? tg_med * (w_bytes + kv_bytes) / (bw * 1e9) : 0;
+    const double pp_secs = pp_med > 0 ? (double)p / pp_med : 0;
+    const double pp_gops = pp_secs > 0 ? (mm_ops + attn_ops) / pp_secs / 1e9 : 0;
+    const double ideal_secs = peak_i8 > 0 && peak_f32 > 0
+                                  ? (mm_i8_ops / peak_i8 + (mm_f32_ops + attn_ops) / peak_f32) /
+                                        1e9
+                                  : 0;
+    const double pp_ratio = pp_secs > 0 ? ideal_secs / pp_secs : 0;
+
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (json) {
-        printf("{\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"kernels\":\"%s\","
+        printf("{\"model\":\"");
+        for (const char *q = name; *q; q++) /* JSON string: escape what a file name may hold */
+            if (*q == '"' || *q == '\\') printf("\\%c", *q);
+            else if ((unsigned char)*q < 0x20) printf("\\u%04x", (unsigned char)*q);
+            else putchar(*q);
+        printf("\",\"type\":\"%s\",\"types\":\"%s\",\"threads\":%d,\"kernels\":\"%s\","
                "\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,"
                "\"pp_tok_s\":%.3f,\"pp_tok_s_min\":%.3f,\"pp_tok_s_max\":%.3f,"
                "\"tg_tok_s\":%.3f,\"tg_tok_s_min\":%.3f,\"tg_tok_s_max\":%.3f,"
                "\"bandwidth_gb_s\":%.3f,\"bytes_per_token\":%.0f,\"tg_bandwidth_ratio\":%.4f,"
-               "\"pp_gops\":%.3f,\"peak_gops\":%.3f,\"pp_peak_ratio\":%.4f",
-               name, bm_dtype_name(wt), nth, kname, p, n, reps, pp_med, pp_min, pp_max, tg_med,
-               tg_min, tg_max, bw, w_bytes + kv_bytes, tg_ratio, pp_gops, peak, pp_ratio);
+               "\"pp_gops\":%.3f,\"pp_matmul_gop\":%.4f,\"pp_attn_gop\":%.4f,"
+               "\"peak_int8_gops\":%.3f,\"peak_f32_gops\":%.3f,"
+               "\"pp_peak_ratio\":%.4f,"
+               "\"rss_mib\":%.1f,\"file_mib\":%.1f,\"kv_mib\":%.1f,\"rss_over_file_kv\":%.4f",
+               bm_dtype_name(wt), types, nth, kname, p, n, reps, pp_med, pp_min, pp_max, tg_med,
+               tg_min, tg_max, bw, w_bytes + kv_bytes, tg_ratio, pp_gops, mm_ops / 1e9,
+               attn_ops / 1e9, peak_i8, peak_f32, pp_ratio, rss / mib, file_bytes / mib,
+               kv_alloc / mib, rss / (file_bytes + kv_alloc));
         if (with_ref)
-            printf(",\"ref_pp16_tok_s\":%.3f,\"ref_tg4_tok_s\":%.3f,\"pp16_speedup_vs_ref\":%.2f,"
-                   "\"tg4_speedup_vs_ref\":%.2f",
-                   ref_pp, ref_tg, ref_pp > 0 ? fast_pp16 / ref_pp : 0,
+            printf(",\"ref_n_prompt\":16,\"ref_n_gen\":4,\"fast_short_pp_tok_s\":%.3f,"
+                   "\"fast_short_tg_tok_s\":%.3f,\"ref_pp_tok_s\":%.3f,\"ref_tg_tok_s\":%.3f,"
+                   "\"pp_speedup_vs_ref\":%.3f,\"tg_speedup_vs_ref\":%.3f",
+                   fast_pp16, fast_tg4, ref_pp, ref_tg, ref_pp > 0 ? fast_pp16 / ref_pp : 0,
                    ref_tg > 0 ? fast_tg4 / ref_tg : 0);
         printf("}\n");
     } else {
-        printf("model %s  type %s  threads %d  kernels %s\n", name, bm_dtype_name(wt), nth, kname);
-        printf("pp%-4ld %9.2f tok/s  (min %.2f, max %.2f, %ld reps)  %.1f GOP/s = %.3f of "
-               "measured %s peak %.1f GOP/s\n",
-               p, pp_med, pp_min, pp_max, reps, pp_gops, pp_ratio, int8 ? "int8" : "f32 FMA",
-               peak);
+        printf("model %s  type %s (%s of the matmul bytes)  threads %d  kernels %s\n", name,
+               bm_dtype_name(wt), types, nth, kname);
+        printf("pp%-4ld %9.2f tok/s  (min %.2f, max %.2f, %ld reps)  %.1f GOP/s "
+               "(matmul %.2f + attention %.3f GOP per batch) = %.3f of the measured peak\n",
+               p, pp_med, pp_min, pp_max, reps, pp_gops, mm_ops / 1e9, attn_ops / 1e9, pp_ratio);
         printf("tg%-4ld %9.2f tok/s  (min %.2f, max %.2f)  %.1f MB/token -> %.2f GB/s = %.3f "
                "of read bandwidth %.2f GB/s\n",
                n, tg_med, tg_min, tg_max, (w_bytes + kv_bytes) / 1e6,
                tg_med * (w_bytes + kv_bytes) / 1e9, tg_ratio, bw);
+        printf("peak   int8 %.1f GOP/s, f32 FMA %.1f GFLOP/s (%d threads; quantized matmuls "
+               "judged against int8, float ones and attention against f32)\n",
+               peak_i8, peak_f32, nth);
+        printf("memory peak RSS %.1f MiB vs file %.1f MiB + KV cache %.1f MiB = %.3f (before "
+               "the bandwidth probe's 1 GiB)\n",
+               rss / mib, file_bytes / mib, kv_alloc / mib, rss / (file_bytes + kv_alloc));
         if (with_ref)
             printf("vs scalar reference: pp16 %.2f vs %.2f tok/s (%.1fx), tg4 %.2f vs %.2f tok/s "
                    "(%.1fx)\n",

@@ -162,6 +162,7 @@ void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);
 double bm_probe_int8_vnni(int64_t iters);
+double bm_probe_fma_vnni(int64_t iters);
 #endif
 
 #endif

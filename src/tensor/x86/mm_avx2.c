@@ -233,33 +233,47 @@ void bm_swiglu_avx2(const float *g, const float *u, float *y, int64_t n) {
 
 /* ---- peak probes (benchmarks): independent chains, no memory traffic --------------------- */
 
+/* 12 chains (enough to cover a 4-cycle latency at 2 per cycle, and 12 accumulators + 2
+ * constants fit the 16 ymm registers). The empty asm names every accumulator as read and
+ * written each round so none is folded or hoisted. Return ops (a multiply-add counts 2). */
+#define PROBE_CHAINS 12
+#define PROBE_KEEP(a)                                                                          \
+    __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]),         \
+                     "+x"(a[5]), "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]),  \
+                     "+x"(a[11]))
+
 double bm_probe_fma_avx2(int64_t iters) {
-    __m256 a[10];
+    __m256 a[PROBE_CHAINS];
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps((float)i);
+    _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] = _mm256_set1_ps((float)i);
     for (int64_t it = 0; it < iters; it++) {
-        _Pragma("GCC unroll 10") for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]));
+        _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] =
+            _mm256_fmadd_ps(a[i], m, c);
+        PROBE_KEEP(a);
     }
     __m256 s = a[0];
-    for (int i = 1; i < 10; i++) s = _mm256_add_ps(s, a[i]);
+    _Pragma("GCC unroll 12") for (int i = 1; i < PROBE_CHAINS; i++) s = _mm256_add_ps(s, a[i]);
     volatile float sink = hsum8(s);
     (void)sink;
-    return (double)iters * 10 * 8 * 2;
+    return (double)iters * PROBE_CHAINS * 8 * 2;
 }
 
+/* The int8 step of the AVX2 kernels: vpmaddubsw (32 u8 x s8 products, pairwise summed) then
+ * vpmaddwd by ones and an add. The unsigned operand is the chain's own accumulator, so the
+ * products depend on the previous round and cannot be hoisted out of the loop or shared
+ * between chains (they were, with constant operands, in an earlier version). */
 double bm_probe_int8_avx2(int64_t iters) {
-    __m256i a[8];
-    const __m256i u = _mm256_set1_epi8(3), v = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < 8; i++) a[i] = _mm256_set1_epi32(i);
+    __m256i a[PROBE_CHAINS];
+    const __m256i v = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+    _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] = _mm256_set1_epi32(i);
     for (int64_t it = 0; it < iters; it++) {
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) a[i] = _mm256_add_epi32(
-            a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), ones));
-        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));
+        _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] = _mm256_add_epi32(
+            a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a[i], v), ones));
+        PROBE_KEEP(a);
     }
     __m256i s = a[0];
-    for (int i = 1; i < 8; i++) s = _mm256_add_epi32(s, a[i]);
+    _Pragma("GCC unroll 12") for (int i = 1; i < PROBE_CHAINS; i++) s = _mm256_add_epi32(s, a[i]);
     volatile int32_t sink = hsum8i(s);
     (void)sink;
-    return (double)iters * 8 * 32 * 2;
+    return (double)iters * PROBE_CHAINS * 32 * 2;
 }

@@ -49,19 +49,47 @@ Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)
 Q_KERNEL(q4_0, sizeof(bm_block_q4_0), w_q4_0)
 Q_KERNEL(q5_0, sizeof(bm_block_q5_0), w_q5_0)
 
-/* Peak probe (benchmarks): independent vpdpbusd chains; returns int8 ops (2 per multiply-add). */
+/* Peak probes (benchmarks): 12 independent 512-bit chains, no memory traffic. The empty asm
+ * names every accumulator as read and written each round, so none is folded, hoisted or CSE'd,
+ * and "v" lets them live in any of the 32 zmm registers (no spills). Zen 4 runs a 512-bit op
+ * as two 256-bit halves, so this is also the 256-bit peak there; on cores with two 512-bit
+ * ports it is twice the 256-bit one. Returns ops (a multiply-add counts 2). */
+#define PROBE_CHAINS 12
+#define PROBE_KEEP(a)                                                                          \
+    __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]),         \
+                     "+v"(a[5]), "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]),  \
+                     "+v"(a[11]))
+
 double bm_probe_int8_vnni(int64_t iters) {
-    __m256i a[10];
-    const __m256i u = _mm256_set1_epi8(3), v = _mm256_set1_epi8(-2);
-    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_epi32(i);
+    __m512i a[PROBE_CHAINS];
+    const __m512i u = _mm512_set1_epi8(3), v = _mm512_set1_epi8(-2);
+    _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] = _mm512_set1_epi32(i);
     for (int64_t it = 0; it < iters; it++) {
-        _Pragma("GCC unroll 10") for (int i = 0; i < 10; i++) a[i] =
-            _mm256_dpbusd_epi32(a[i], u, v);
-        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]));
+        _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] =
+            _mm512_dpbusd_epi32(a[i], u, v);
+        PROBE_KEEP(a);
     }
-    __m256i s = a[0];
-    for (int i = 1; i < 10; i++) s = _mm256_add_epi32(s, a[i]);
-    volatile int32_t sink = _mm256_extract_epi32(s, 0);
+    __m512i s = a[0];
+    _Pragma("GCC unroll 12") for (int i = 1; i < PROBE_CHAINS; i++) s = _mm512_add_epi32(s, a[i]);
+    /* vector adds (wrapping), not _mm512_reduce_add_epi32 (scalar int adds: UB on overflow) */
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    volatile int32_t sink = _mm256_extract_epi32(h, 0);
     (void)sink;
-    return (double)iters * 10 * 32 * 2;
+    return (double)iters * PROBE_CHAINS * 64 * 2;
+}
+
+double bm_probe_fma_vnni(int64_t iters) {
+    __m512 a[PROBE_CHAINS];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++) {
+        _Pragma("GCC unroll 12") for (int i = 0; i < PROBE_CHAINS; i++) a[i] =
+            _mm512_fmadd_ps(a[i], m, c);
+        PROBE_KEEP(a);
+    }
+    __m512 s = a[0];
+    _Pragma("GCC unroll 12") for (int i = 1; i < PROBE_CHAINS; i++) s = _mm512_add_ps(s, a[i]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return (double)iters * PROBE_CHAINS * 16 * 2;
 }
