@@ -91,9 +91,10 @@ $(BUILD)/ref/%: tests/ref/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
 
+# -MMD: bench_forward includes src/cli/cmd_bench.c and must rebuild when it changes.
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaimo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -o $@ $< $(BUILD)/libbaimo.a $(LDLIBS_ALL)
 
 # libFuzzer targets: clang, the library sources compiled in with ASan+UBSan.
 FUZZ_CFLAGS = -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
@@ -142,4 +143,4 @@ default-model: all
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_BIN:=.d)

@@ -12,7 +12,6 @@ threads=${THREADS:-2}
 make -j2 >&2
 # bench_forward #includes src/cli/cmd_bench.c, which its Makefile rule does not list: rebuild
 # it when that file changed.
-[ src/cli/cmd_bench.c -nt build/bench/bench_forward ] && rm -f build/bench/bench_forward
 make -j2 bench >&2
 
 # shape type [bench options]
