@@ -10,8 +10,6 @@ cd "$(dirname "$0")/.."
 filter=${1:-}
 threads=${THREADS:-2}
 make -j2 >&2
-# bench_forward #includes src/cli/cmd_bench.c, which its Makefile rule does not list: rebuild
-# it when that file changed.
 make -j2 bench >&2
 
 # shape type [bench options]
