@@ -75,6 +75,7 @@ static void fill(bm_kernels *k, int lvl) {
         k->mm[BM_Q2_K] = bm_mm_q2_K_vnni;
         k->mmp[BM_Q8_0] = bm_mmp_q8_0_vnni;
         k->mmp[BM_Q4_0] = bm_mmp_q4_0_vnni;
+        k->mmp[BM_Q5_0] = bm_mmp_q5_0_vnni;
         k->mmp[BM_Q4_K] = bm_mmp_q4_K_vnni;
         k->mmp[BM_Q6_K] = bm_mmp_q6_K_vnni;
     }

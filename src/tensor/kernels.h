@@ -83,9 +83,11 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
  *   Q8_0: 512 bytes per block, codes stored + 128 (unsigned);
  *   Q4_0: 256 bytes per block, the 4-bit codes (0..15, value code - 8) of column quads 2 c' and
  *         2 c' + 1 in the low and high nibble of 64-byte vector c' (c' = 0..3);
+ *   Q5_0: 320 bytes per block, the low 4 bits as Q4_0, then a 64-byte plane of fifth bits:
+ *         byte i * 4 + j, bit c = fifth bit of row i, column 4 c + j (value code - 16);
  * followed by all the group's scales: nb x 16 f16 (block b, row i at b * 16 + i), the group
- * padded to a multiple of 64 bytes. Sizes equal the original rows' (18 and 34 bytes per row and
- * block) up to that padding.
+ * padded to a multiple of 64 bytes. Sizes equal the original rows' (18, 22 and 34 bytes per row
+ * and block) up to that padding.
  * The K types are packed super-block by super-block (256 columns, each a whole number of 64-byte
  * lines, so every group stays aligned):
  *   Q4_K (2368 bytes = 148 per row vs 144): the 8 sub-blocks' codes (0..15) in the Q4_0 nibble
@@ -156,6 +158,7 @@ void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */

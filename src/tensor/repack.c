@@ -1,4 +1,4 @@
-/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q4_K / Q6_K tensors regrouped by 16 and interleaved by
+/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q6_K tensors regrouped by 16 and interleaved by
  * column quads (layout in kernels.h) so the packed kernels produce 16 outputs per vector
  * instruction with no horizontal sums. Plain C over the GGUF block structs; the result is a
  * separate buffer (t->packed), the original bytes stay where they are for everything else
@@ -17,6 +17,7 @@ size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     switch (type) {
     case BM_Q8_0: b = nb * R * (BM_QK + 2); break;
     case BM_Q4_0: b = nb * R * (BM_QK / 2 + 2); break;
+    case BM_Q5_0: b = nb * R * (BM_QK / 2 + 6); break;
     case BM_Q4_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q4_K_SB; break;
     case BM_Q6_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q6_K_SB; break;
     default: return 0;
@@ -96,9 +97,10 @@ void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_
         return;
     }
     const int64_t nb = n_in / BM_QK, R = BM_PACK_ROWS;
-    const bool q8 = type == BM_Q8_0;
-    const size_t bsz = q8 ? sizeof(bm_block_q8_0) : sizeof(bm_block_q4_0);
-    const size_t cb = q8 ? (size_t)R * BM_QK : (size_t)R * BM_QK / 2;
+    const bool q8 = type == BM_Q8_0, q5 = type == BM_Q5_0;
+    const size_t bsz = q8 ? sizeof(bm_block_q8_0) : q5 ? sizeof(bm_block_q5_0)
+                                                       : sizeof(bm_block_q4_0);
+    const size_t cb = q8 ? (size_t)R * BM_QK : (size_t)R * (BM_QK / 2 + (q5 ? 4 : 0));
     uint16_t *scales = (uint16_t *)(dst + (size_t)nb * cb);
     /* Padding rows read as zeros: scale 0 and, for Q8_0, codes 128 (stored + 128). */
     memset(dst, q8 ? 128 : 0, (size_t)nb * cb);
@@ -107,24 +109,26 @@ void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_
         const uint8_t *row = w + (size_t)(g * R + i) * row_bytes;
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + (size_t)b * bsz;
-            uint8_t *out = dst + (size_t)b * cb + (size_t)i * 4;
+            uint8_t *out = dst + (size_t)b * cb;
             memcpy(&scales[b * R + i], blk, sizeof(uint16_t)); /* d is the first field */
             if (q8) {
                 const uint8_t *qs = blk + 2;
                 for (int c = 0; c < 8; c++)
-                    for (int j = 0; j < 4; j++) out[c * R * 4 + j] = qs[4 * c + j] ^ 0x80;
-            } else {
-                /* Column k: k < 16 low nibble of qs[k], else high nibble of qs[k - 16].
-                 * Vector c, lane j: low nibble column 8c + j, high nibble column 8c + 4 + j. */
-                const uint8_t *qs = blk + 2;
-                for (int c = 0; c < 4; c++)
-                    for (int j = 0; j < 4; j++) {
-                        const int k = 8 * c + j;
-                        out[c * R * 4 + j] =
-                            k < 16 ? (uint8_t)((qs[k] & 0x0F) | (qs[k + 4] << 4))
-                                   : (uint8_t)((qs[k - 16] >> 4) | (qs[k - 12] & 0xF0));
-                    }
+                    for (int j = 0; j < 4; j++) out[(c * R + i) * 4 + j] = qs[4 * c + j] ^ 0x80;
+                continue;
             }
+            /* Column k: k < 16 low nibble of qs[k], else high nibble of qs[k - 16]; Q5_0 adds
+             * bit k of qh as the fifth bit, packed in a plane after the nibbles: byte
+             * (i * 4 + j) bit c = fifth bit of column 4 c + j. */
+            const uint8_t *qs = blk + (q5 ? 6 : 2);
+            uint32_t qh = 0;
+            if (q5) memcpy(&qh, blk + 2, 4);
+            uint8_t q[BM_QK];
+            for (int k = 0; k < BM_QK; k++) {
+                q[k] = k < 16 ? qs[k] & 0x0F : qs[k - 16] >> 4;
+                if ((qh >> k) & 1) out[R * BM_QK / 2 + i * 4 + k % 4] |= (uint8_t)(1 << (k / 4));
+            }
+            put_nibbles(q, i, out);
         }
     }
 }

@@ -299,7 +299,7 @@ Test(kernels, batch_invariance_bitwise) {
  * counts around the tile size, and bitwise batch invariance. */
 Test(kernels, packed_kernels_match_references) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K};
+    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K, BM_Q6_K};
     static const int64_t outs[] = {16, 17, 31, 33, 100};
     static const int64_t toks[] = {1, 2, 7, 8, 9, 19};
     int n_checked = 0;

@@ -23,14 +23,14 @@ INLINE __m512i bcast4(const uint8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* One tile: ng (1 or 2) row groups x nt tokens. q4: codes packed 4-bit (two column quads per
- * vector), else 8-bit. Decode (nt = 1) takes two groups so each activation broadcast serves 32
+/* One tile: ng (1 or 2) row groups x nt tokens. q4: 1 codes packed 4-bit (two column quads per
+ * vector), 2 the same plus a plane of fifth bits (Q5_0), 0 8-bit codes (Q8_0). Decode (nt = 1) takes two groups so each activation broadcast serves 32
  * rows and two independent integer chains are in flight. */
 INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nb,
                   const int q4, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
                   const int nt) {
-    const size_t cb = q4 ? PR * BM_QK / 2 : PR * BM_QK;
-    const int off = q4 ? -8 : -128;
+    const size_t cb = q4 == 2 ? PR * (BM_QK / 2 + 4) : q4 ? PR * BM_QK / 2 : PR * BM_QK;
+    const int off = q4 == 2 ? -16 : q4 ? -8 : -128;
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
     __m512 facc[2][NT];
     _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
@@ -48,10 +48,22 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                 _Pragma("GCC unroll 8") for (size_t o = 0; o < cb; o += 64)
                     _mm_prefetch((const char *)(cp + PF_AHEAD + o), _MM_HINT_T0);
             if (q4) {
+                const __m512i plane =
+                    q4 == 2 ? _mm512_load_si512((const void *)(cp + 256)) : _mm512_setzero_si512();
                 _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
                     const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
-                    const __m512i w0 = _mm512_and_si512(raw, lo4);
-                    const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
+                    __m512i w0 = _mm512_and_si512(raw, lo4);
+                    __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
+                    if (q4 == 2) { /* Q5_0: add 16 where the column's high bit is set */
+                        const __m512i k16 = _mm512_set1_epi8(16);
+                        w0 = _mm512_mask_add_epi8(
+                            w0, _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))),
+                            w0, k16);
+                        w1 = _mm512_mask_add_epi8(
+                            w1,
+                            _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
+                            w1, k16);
+                    }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         acc[g][j] = _mm512_dpbusd_epi32(acc[g][j], w0,
                                                         bcast4(xb + j * a->ldq + 8 * c));
@@ -88,7 +100,8 @@ INLINE __mmask16 rows_mask(int64_t n) {
 
 INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
     const int64_t nb = a->n_in / BM_QK;
-    const size_t gb = ((size_t)nb * PR * (q4 ? BM_QK / 2 + 2 : BM_QK + 2) + 63) & ~(size_t)63;
+    const size_t bpr = q4 == 2 ? BM_QK / 2 + 6 : q4 ? BM_QK / 2 + 2 : BM_QK + 2;
+    const size_t gb = ((size_t)nb * PR * bpr + 63) & ~(size_t)63;
     int64_t r = r0;
     if (a->n_tok == 1) {
         for (; r + PR < r1; r += 2 * PR)
@@ -135,3 +148,4 @@ INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
 
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { pdrive(a, r0, r1, 0); }
 void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { pdrive(a, r0, r1, 1); }
+void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { pdrive(a, r0, r1, 2); }
