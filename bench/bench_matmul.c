@@ -3,7 +3,7 @@
  * measured in the same run, and OpenBLAS sgemm for F32. Warm-up, then median and min of the
  * repetitions; an output checksum and the max difference to the reference catch a fast wrong
  * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--types a,b]
- * [--json] */
+ * [--level avx2|vnni] [--json]; --level picks the fast level (default: the best the CPU has). */
 #include "baimo/tensor.h"
 #include "tensor/kernels.h"
 
@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     int64_t n_in = 4096, n_out = 8192, n_out_pp = 1024;
     int threads = 2, reps = 10;
     bool json = false;
-    const char *type_list = NULL;
+    const char *type_list = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n-in") && i + 1 < argc) n_in = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--n-out") && i + 1 < argc) n_out = atoll(argv[++i]);
@@ -69,9 +69,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
+        else if (!strcmp(argv[i], "--level") && i + 1 < argc) level = argv[++i];
         else {
             fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] "
-                            "[--types q4_K,q6_K] [--json]\n");
+                            "[--types q4_K,q6_K] [--level avx2|vnni] [--json]\n");
             return 2;
         }
     }
@@ -82,7 +83,17 @@ int main(int argc, char **argv) {
     if (n_out_pp > n_out) n_out_pp = n_out;
     bm_pool *pool = bm_pool_new(threads, NULL);
     openblas_set_num_threads(threads);
-    const int fast = bm_kernels_max_level();
+    int fast = bm_kernels_max_level();
+    if (level) {
+        int l = 0;
+        while (l <= fast && strcmp(bm_kernels_level_name(l), level)) l++;
+        if (l > fast) {
+            fprintf(stderr, "bench_matmul: level '%s' unknown or not supported by this CPU\n",
+                    level);
+            return 2;
+        }
+        fast = l;
+    }
     const int64_t toks[2] = {1, 128};
     bm_dtype types[16] = {BM_Q8_0, BM_Q4_0, BM_F16, BM_F32, BM_Q4_K, BM_BF16, BM_Q6_K,
                           BM_Q5_K, BM_Q5_0, BM_Q4_1, BM_Q5_1, BM_Q3_K};

@@ -71,6 +71,10 @@ static void fill(bm_kernels *k, int lvl) {
         k->mm[BM_Q4_K] = bm_mm_q4_K_vnni;
         k->mm[BM_Q5_K] = bm_mm_q5_K_vnni;
         k->mm[BM_Q6_K] = bm_mm_q6_K_vnni;
+        k->mm[BM_F32] = bm_mm_f32_vnni;
+        k->mm[BM_F16] = bm_mm_f16_vnni;
+        k->mm[BM_BF16] = __builtin_cpu_supports("avx512bf16") ? bm_mm_bf16_avx512bf16
+                                                              : bm_mm_bf16_vnni;
     }
 #endif
 }
