@@ -56,4 +56,5 @@ INLINE void bd_core(const bm_mm_args *a, int64_t r, int64_t t0, const uint8_t *p
             a->y[(t0 + j) * a->ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-MMF_DRIVER(bd, bd_core, bm_mm_bf16_avx512bf16)
+/* 8 rows x 3 tokens: each converted x serves 8 rows (measured 1.2-1.3x over 4 x 4). */
+MMF_DRIVER(bd, bd_core, bm_mm_bf16_avx512bf16, 8, 3)

@@ -67,7 +67,7 @@ INLINE __m512 ldm_bf16(const uint8_t *w, int64_t k, __mmask16 m) {
             _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)                               \
                 a->y[(t0 + j) * a->ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);             \
     }                                                                                          \
-    MMF_DRIVER(T, T##_core, bm_mm_##T##_vnni)
+    MMF_DRIVER(T, T##_core, bm_mm_##T##_vnni, 4, 4)
 
 F_CORE(f32, 4)
 F_CORE(f16, 2)
