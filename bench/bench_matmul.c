@@ -3,7 +3,8 @@
  * measured in the same run, and OpenBLAS sgemm for F32. Warm-up, then median and min of the
  * repetitions; an output checksum and the max difference to the reference catch a fast wrong
  * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--types a,b]
- * [--level avx2] [--json] (--level: the fast level measured, default the CPU's best) */
+ * [--level ref|avx2|vnni] [--json]; --level picks the fast level measured (default: the best
+ * the CPU has). */
 #include "baimo/tensor.h"
 #include "tensor/kernels.h"
 

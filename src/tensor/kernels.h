@@ -161,6 +161,13 @@ void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* 512-bit float-weight kernels, f32 activations (mm_float_vnni.c). */
+void bm_mm_f32_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_f16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_bf16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* BF16 weights with vdpbf16ps, activations rounded to bf16 (round to nearest even) per tile;
+ * only on CPUs with AVX512_BF16 (mm_float_bf16.c). */
+void bm_mm_bf16_avx512bf16(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);

@@ -117,11 +117,37 @@ static void free_act(actq *r) {
 
 static const double U = 1.0 / 16777216.0; /* float unit roundoff 2^-24 */
 
-/* Checks y (from bm_matmul at level lvl) for one type/shape; returns the worst error relative
- * to its bound. */
-static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, int64_t n_tok,
-                         int64_t n_out, bool pack) {
+/* Activation rounding of the vdpbf16ps kernel: f32 to bf16, round to nearest even (finite x). */
+static float bf16_rne(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    b = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+/* Kernel fn called directly on all rows (x, y misaligned by one float as in run_mm). */
+static void run_direct(bm_mm_fn fn, const bm_tensor *w, const float *x, int64_t n_tok, float *y,
+                       int64_t r0, int64_t r1) {
+    bm_mm_args a;
+    memset(&a, 0, sizeof a);
+    a.w = w->data;
+    cr_assert(bm_row_bytes(w->type, w->ne[0], &a.row_bytes));
+    a.n_in = w->ne[0];
+    a.n_tok = n_tok;
+    a.x = x;
+    a.y = y;
+    a.ldy = w->ne[1];
+    fn(&a, r0, r1);
+}
+
+/* Checks y (from bm_matmul at level lvl on the tensor as is or packed first, or from the kernel
+ * direct when not NULL) for one type/shape; returns the worst error relative to its bound. */
+static double check_case_fn(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, int64_t n_tok,
+                            int64_t n_out, bool pack, bm_mm_fn direct) {
     const bm_kernels *k = bm_kernels_at(lvl);
+    const bm_mm_fn fn = direct ? direct : k->mm[type];
+    const bool bdot = fn == bm_mm_bf16_avx512bf16;
     const int mis = (type == BM_F32 || type == BM_F16 || type == BM_BF16) ? 2 + (int)(n_in & 1)
                                                                             : 1;
     wmat w = make_w(type, n_in, n_out, mis);
@@ -134,12 +160,16 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
     if (pack) {
         size_t pbytes;
         bm_err err = {0};
-        cr_assert(bm_tensor_pack(&w.t, pool, NULL, NULL, &pbuf, &pbytes, &err) == BM_OK, "%s", err.msg);
+        cr_assert(bm_tensor_pack(&w.t, pool, NULL, NULL, &pbuf, &pbytes, &err) == BM_OK, "%s",
+                  err.msg);
     }
-    run_mm(pool, &w.t, x, n_tok, y);
+    if (direct)
+        run_direct(direct, &w.t, x, n_tok, y, 0, n_out);
+    else
+        run_mm(pool, &w.t, x, n_tok, y);
 
     double worst = 0;
-    const bool q8 = (k->mm[type] && k->act[type] == BM_ACT_Q8) || pack;
+    const bool q8 = !direct && ((k->mm[type] && k->act[type] == BM_ACT_Q8) || pack);
     const bool u8 = pack ? false : k->act_u8;
     actq aq;
     float *yq = NULL;
@@ -170,7 +200,26 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
                 mag += fabs((double)wr[i] * xt[i]);
             }
             const double got = y[t * n_out + r];
-            if (!q8) {
+            if (bdot) {
+                /* (1) vs the activations rounded to bf16, in double: every product of two
+                 * bf16 is exact in float, so only the float additions err (same bound). */
+                double exb = 0, magb = 0;
+                for (int64_t i = 0; i < n_in; i++) {
+                    const double p = (double)wr[i] * bf16_rne(xt[i]);
+                    exb += p;
+                    magb += fabs(p);
+                }
+                const double bound = 2.0 * ((double)n_in + 8) * U * magb + 1e-30;
+                const double e = fabs(got - exb) / bound;
+                cr_assert(e <= 1.0, "bf16 dot n_in=%ld n_tok=%ld t=%ld r=%ld got %.9g bf16-x "
+                          "exact %.9g", (long)n_in, (long)n_tok, (long)t, (long)r, got, exb);
+                if (e > worst) worst = e;
+                /* (2) vs the exact f32 product: rounding x to bf16 moves each activation by
+                 * at most 2^-8 |x| (8 significant bits). */
+                const double bx = mag / 256.0 + bound;
+                cr_assert(fabs(got - exact) <= bx, "bf16 dot: |%.9g - %.9g| > bf16 bound %.3g",
+                          got, exact, bx);
+            } else if (!q8) {
                 /* Both the kernel and the f32 reference sum n products in float (any order):
                  * |error| <= (n + 8) u sum|w x| each (Higham, Accuracy and Stability, 3.1). */
                 const double bound = 2.0 * ((double)n_in + 8) * U * mag + 1e-30;
@@ -218,6 +267,11 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
     free(yb);
     free_w(&w);
     return worst;
+}
+
+static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, int64_t n_tok,
+                         int64_t n_out, bool pack) {
+    return check_case_fn(pool, lvl, type, n_in, n_tok, n_out, pack, NULL);
 }
 
 static int fast_level_count(void) { return bm_kernels_max_level() + 1; }
@@ -364,6 +418,71 @@ Test(kernels, packed_kernels_match_references) {
     bm_kernels_set_level(bm_kernels_max_level());
 }
 
+/* The 512-bit float-weight kernels called directly (the dispatcher picks only one BF16 kernel
+ * per CPU): every STYLE size and token count against the references (the vdpbf16ps kernel vs
+ * double sums over bf16-rounded activations and vs the f32 product with the bf16 bound), and
+ * batch invariance bitwise: token t of n_tok=7 equals n_tok=1, and any split of the row range
+ * (tile shapes change with it) gives the same bits. */
+Test(kernels, float512_kernels_direct) {
+    if (bm_kernels_max_level() < BM_LVL_VNNI) {
+        fprintf(stderr, "float512: CPU lacks AVX-512 VNNI, skipped\n");
+        return;
+    }
+    __builtin_cpu_init();
+    const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
+    const struct { bm_dtype t; bm_mm_fn fn; const char *name; } ks[] = {
+        {BM_F32, bm_mm_f32_vnni, "f32_vnni"},
+        {BM_F16, bm_mm_f16_vnni, "f16_vnni"},
+        {BM_BF16, bm_mm_bf16_vnni, "bf16_vnni"},
+        {BM_BF16, bm_mm_bf16_avx512bf16, "bf16_avx512bf16"},
+    };
+    const int nk = has_bf16 ? 4 : 3;
+    if (!has_bf16) fprintf(stderr, "float512: CPU lacks AVX512_BF16, vdpbf16ps kernel skipped\n");
+    for (int ki = 0; ki < nk; ki++) {
+        double worst = 0;
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                if (N_FLOAT[i] > 1000 && TOKS[j] > 7) continue;
+                const int64_t n_out = N_FLOAT[i] > 1000 ? 5 : 19;
+                double e = check_case_fn(NULL, BM_LVL_VNNI, ks[ki].t, N_FLOAT[i], TOKS[j], n_out,
+                                         false, ks[ki].fn);
+                if (e > worst) worst = e;
+            }
+        fprintf(stderr, "%-16s worst error / bound = %.3g\n", ks[ki].name, worst);
+        /* Batch and tiling invariance. */
+        const int64_t ns[] = {33, 515};
+        for (int ni = 0; ni < 2; ni++) {
+            const int64_t n_in = ns[ni], n_out = 29, n_tok = 7;
+            wmat w = make_w(ks[ki].t, n_in, n_out, 2);
+            float *x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
+            float *y7 = malloc(sizeof(float) * (size_t)(n_tok * n_out));
+            float *y1 = malloc(sizeof(float) * (size_t)n_out);
+            float *ys = malloc(sizeof(float) * (size_t)(n_tok * n_out));
+            for (int64_t e = 0; e < n_tok * n_in; e++) x[e] = frand();
+            run_direct(ks[ki].fn, &w.t, x, n_tok, y7, 0, n_out);
+            for (int64_t t = 0; t < n_tok; t++) {
+                run_direct(ks[ki].fn, &w.t, x + t * n_in, 1, y1, 0, n_out);
+                cr_assert(!memcmp(y1, y7 + t * n_out, sizeof(float) * (size_t)n_out),
+                          "%s n_in=%ld: token %ld differs between n_tok=7 and n_tok=1",
+                          ks[ki].name, (long)n_in, (long)t);
+            }
+            for (int64_t cut = 1; cut < n_out; cut += 5) {
+                run_direct(ks[ki].fn, &w.t, x, n_tok, ys, 0, cut);
+                run_direct(ks[ki].fn, &w.t, x, n_tok, ys, cut, n_out);
+                cr_assert(!memcmp(ys, y7, sizeof(float) * (size_t)(n_tok * n_out)),
+                          "%s n_in=%ld: rows split at %ld differ", ks[ki].name, (long)n_in,
+                          (long)cut);
+            }
+            free(x);
+            free(y7);
+            free(y1);
+            free(ys);
+            free_w(&w);
+        }
+    }
+    bm_kernels_set_level(bm_kernels_max_level());
+}
+
 /* bm_matmul_multi (one quantization, one fused run) must equal separate bm_matmul calls
  * bitwise, for mixed types (fused) and with a type lacking a fast kernel (one by one). */
 Test(kernels, matmul_multi_equals_separate_calls) {
@@ -494,7 +613,8 @@ static float *forward_logits(const char *path, int lvl, int32_t n, int32_t *n_vo
 }
 
 Test(kernels, forward_pass_fast_vs_ref) {
-    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K, BM_Q2_K, BM_F16};
+    const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q4_K, BM_Q6_K, BM_Q2_K,
+                              BM_F16,  BM_F32,  BM_BF16};
     char path[] = "/tmp/bm-kern-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
@@ -522,8 +642,13 @@ Test(kernels, forward_pass_fast_vs_ref) {
             if (ia != ib) cr_assert(fabs((double)a[ia] - a[ib]) <= 0.02 * maxa + 1e-3);
         }
         /* Logits tolerance: 2% of the largest logit magnitude for 8-bit activations (measured
-         * well below, see the printed value); f16 weights keep f32 activations. */
-        const double tol = (types[i] == BM_F16 ? 1e-4 : 0.02) * maxa + 1e-5;
+         * well below, see the printed value); f16 / f32 weights keep f32 activations; bf16
+         * weights too, except with the vdpbf16ps kernel (activations rounded to bf16, 8
+         * significant bits: 1%, measured 0.34%). */
+        const bool f32_act = types[i] == BM_F16 || types[i] == BM_F32 ||
+                             (types[i] == BM_BF16 &&
+                              bm_kernels_at(lvl)->mm[BM_BF16] != bm_mm_bf16_avx512bf16);
+        const double tol = (f32_act ? 1e-4 : types[i] == BM_BF16 ? 0.01 : 0.02) * maxa + 1e-5;
         fprintf(stderr, "forward %s: max |fast - ref| = %.3g (max |logit| %.3g, tol %.3g)\n",
                 bm_dtype_name(types[i]), maxd, maxa, tol);
         cr_assert(maxd <= tol, "%s: max |fast-ref| %.3g > %.3g", bm_dtype_name(types[i]), maxd,
