@@ -76,7 +76,7 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
             }
             _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
                 const uint8_t *cp = grp + g * gb + s * sbb + (size_t)sub * cb;
-                if (nt == 1) { /* decode streams the weights: fetch ahead */
+                if (PF_AHEAD > 0 && nt == 1) { /* decode streams the weights: fetch ahead */
                     _Pragma("GCC unroll 6") for (size_t o = 0; o < cb; o += 64)
                         _mm_prefetch((const char *)(cp + PF_AHEAD + o), _MM_HINT_T0);
                     if (sub == 0)
