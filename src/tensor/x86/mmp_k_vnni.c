@@ -7,7 +7,7 @@
  *         from the activation codes), isum = sc_0 A_0 + sc_1 A_1; y += isum * (d d_x).
  * Each token's outputs follow the same instruction sequence whatever the tile: batch
  * invariant bitwise. */
-#include "tensor/x86/wblock.h"
+#include "tensor/x86/mmp.h"
 
 #define NT 8
 #define PR BM_PACK_ROWS
@@ -15,11 +15,6 @@
 #define PF_AHEAD 4096
 #endif
 
-INLINE __m512i bcast4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
 
 /* 16 bytes (one per row) widened to int32 (sign: int8, else uint8). */
 INLINE __m512i bytes16(const uint8_t *p, int sign) {
@@ -100,8 +95,8 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                     }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         __m512i *ap = q6 && c >= 2 ? &acc1[g][j] : &acc[g][j];
-                        *ap = _mm512_dpbusd_epi32(*ap, w0, bcast4(xb + j * a->ldq + 8 * c));
-                        *ap = _mm512_dpbusd_epi32(*ap, w1, bcast4(xb + j * a->ldq + 8 * c + 4));
+                        *ap = dp_b(*ap, w0, xb + j * a->ldq + 8 * c);
+                        *ap = dp_b(*ap, w1, xb + j * a->ldq + 8 * c + 4);
                     }
                 }
             }

@@ -6,19 +6,14 @@
  * codes), then the block is scaled in float: y += float(isum) * (d_w * d_x). A tile is 16 rows
  * x up to NT tokens sharing every weight load; each token's outputs follow the same instruction
  * sequence whatever the tile size, so results are batch invariant bitwise. */
-#include "tensor/x86/wblock.h"
+#include "tensor/x86/mmp.h"
 
 #define NT 8
 #ifndef NT2
-#define NT2 6 /* tokens per tile of two groups (NT2 <= NT) */
+#define NT2 4 /* tokens per tile of two groups (NT2 <= NT) */
 #endif
 #define PR BM_PACK_ROWS
 
-INLINE __m512i bcast4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
 
 /* One tile: ng (1 or 2) row groups x nt tokens. q4: 1 codes packed 4-bit (two column quads per
  * vector), 2 the same plus a plane of fifth bits (Q5_0), 0 8-bit codes (Q8_0). No software
@@ -61,17 +56,15 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                             w1, k16);
                     }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
-                        acc[g][j] = _mm512_dpbusd_epi32(acc[g][j], w0,
-                                                        bcast4(xb + j * a->ldq + 8 * c));
-                        acc[g][j] = _mm512_dpbusd_epi32(acc[g][j], w1,
-                                                        bcast4(xb + j * a->ldq + 8 * c + 4));
+                        acc[g][j] = dp_b(acc[g][j], w0, xb + j * a->ldq + 8 * c);
+                        acc[g][j] = dp_b(acc[g][j], w1, xb + j * a->ldq + 8 * c + 4);
                     }
                 }
             } else {
                 _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {
                     const __m512i w = _mm512_load_si512((const void *)(cp + 64 * c));
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[g][j] =
-                        _mm512_dpbusd_epi32(acc[g][j], w, bcast4(xb + j * a->ldq + 4 * c));
+                        dp_b(acc[g][j], w, xb + j * a->ldq + 4 * c);
                 }
             }
         }
