@@ -30,10 +30,16 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
     _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m512i acc[2][NT];
+        /* Decode (one token) splits each integer sum over two chains (exact: the same int32
+         * result), so the dependent vpdpbusd latency does not bound the stream. */
+        const bool sp = nt == 1;
+        __m512i acc[2][NT], acc2[2][NT];
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
             const __m512i init = _mm512_set1_epi32(off * a->xs[(t0 + j) * a->ldd + b]);
-            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) acc[g][j] = init;
+            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+                acc[g][j] = init;
+                acc2[g][j] = _mm512_setzero_si512();
+            }
         }
         const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
         _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
@@ -57,14 +63,17 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                     }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         acc[g][j] = dp_b(acc[g][j], w0, xb + j * a->ldq + 8 * c);
-                        acc[g][j] = dp_b(acc[g][j], w1, xb + j * a->ldq + 8 * c + 4);
+                        if (sp) acc2[g][j] = dp_b(acc2[g][j], w1, xb + j * a->ldq + 8 * c + 4);
+                        else acc[g][j] = dp_b(acc[g][j], w1, xb + j * a->ldq + 8 * c + 4);
                     }
                 }
             } else {
                 _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {
                     const __m512i w = _mm512_load_si512((const void *)(cp + 64 * c));
-                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[g][j] =
-                        dp_b(acc[g][j], w, xb + j * a->ldq + 4 * c);
+                    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                        if (sp && (c & 1)) acc2[g][j] = dp_b(acc2[g][j], w, xb + j * a->ldq + 4 * c);
+                        else acc[g][j] = dp_b(acc[g][j], w, xb + j * a->ldq + 4 * c);
+                    }
                 }
             }
         }
@@ -72,6 +81,7 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
             const uint16_t *sc = (const uint16_t *)(grp + g * gb + (size_t)nb * cb);
             const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * PR)));
             _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                if (sp) acc[g][j] = _mm512_add_epi32(acc[g][j], acc2[g][j]);
                 const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
                 facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][j]), s, facc[g][j]);
             }
