@@ -103,6 +103,11 @@ void bm_mmap_release(const bm_mmap *m, const void *p, size_t n) {
     if (a < lo || e > hi || e < a) return;
     a = (a + pg - 1) & ~(pg - 1);
     e &= ~(pg - 1);
-    /* MAP_PRIVATE file pages never written: DONTNEED drops them, the page cache keeps them. */
-    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+    /* MAP_PRIVATE file pages never written: DONTNEED drops them, the page cache keeps them.
+     * RANDOM: a later read (an embedding row of a tied head) faults in its own page, not a
+     * readahead / fault-around window of neighbours. */
+    if (e > a) {
+        (void)madvise((void *)a, e - a, MADV_DONTNEED);
+        (void)madvise((void *)a, e - a, MADV_RANDOM);
+    }
 }
