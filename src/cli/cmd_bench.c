@@ -44,10 +44,36 @@ typedef struct bw_task {
     uint64_t sums[512];
 } bw_task;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* 256-bit loads, 4 independent sums, 128 bytes per step: scalar 64-bit loads under-measure
+ * (a whole-model decode of Qwen2.5-7B Q4_0 streamed 36 GB/s where the scalar probe read 28). */
+__attribute__((target("avx2"))) static uint64_t bw_sum_avx2(const uint64_t *p, const uint64_t *e) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (; p < e; p += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)p));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + 12)));
+    }
+    a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t v[4];
+    _mm256_storeu_si256((__m256i *)v, a0);
+    return v[0] + v[1] + v[2] + v[3];
+}
+#endif
+
 static void bw_run(void *ctx, int ith, int nth) {
     bw_task *t = ctx;
     int64_t lo, hi;
-    bm_split_range((int64_t)t->n / 8, ith, nth, &lo, &hi);
+    bm_split_range((int64_t)t->n / 16, ith, nth, &lo, &hi);
+    lo *= 2, hi *= 2; /* units of 8 words, whole 128-byte steps */
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) {
+        t->sums[ith] = bw_sum_avx2(t->buf + lo * 8, t->buf + hi * 8);
+        return;
+    }
+#endif
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (const uint64_t *p = t->buf + lo * 8, *e = t->buf + hi * 8; p < e; p += 8) {
         s0 += p[0], s1 += p[1], s2 += p[2], s3 += p[3];
@@ -60,7 +86,7 @@ static void bw_run(void *ctx, int ith, int nth) {
 static double read_bandwidth(bm_pool *pool) {
     const size_t bytes = (size_t)1 << 30;
     static bw_task t;
-    uint64_t *buf = malloc(bytes);
+    uint64_t *buf = aligned_alloc(64, bytes);
     if (!buf) return 0;
     for (size_t i = 0; i < bytes / 8; i++) buf[i] = i;
     t.buf = buf;
