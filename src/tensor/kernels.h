@@ -156,6 +156,8 @@ void bm_mm_q2_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
