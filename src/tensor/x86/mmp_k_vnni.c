@@ -66,7 +66,7 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                     }
                 } else {
                     _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) acc[g][j] =
-                        _mm512_setzero_si512();
+                        acc1[g][j] = _mm512_setzero_si512();
                 }
             }
             _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
@@ -94,9 +94,12 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                         w1 = _mm512_ternarylogic_epi32(w1, h1, hi2, 0xF8);
                     }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                        /* Q6_K: one sum per 16-column half. Q4_K decode: two chains (the
+                         * same int32 sum) so vpdpbusd latency does not bound the stream. */
                         __m512i *ap = q6 && c >= 2 ? &acc1[g][j] : &acc[g][j];
+                        __m512i *bp = !q6 && nt == 1 ? &acc1[g][j] : ap;
                         *ap = dp_b(*ap, w0, xb + j * a->ldq + 8 * c);
-                        *ap = dp_b(*ap, w1, xb + j * a->ldq + 8 * c + 4);
+                        *bp = dp_b(*bp, w1, xb + j * a->ldq + 8 * c + 4);
                     }
                 }
             }
@@ -121,7 +124,9 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                         const float dx = a->xd[(t0 + j) * a->ldd + b];
                         const float mx = dx * (float)a->xs[(t0 + j) * a->ldd + b];
                         const __m512 f = _mm512_mul_ps(dsc, _mm512_set1_ps(dx));
-                        facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][j]), f, facc[g][j]);
+                        const __m512i isum =
+                            nt == 1 ? _mm512_add_epi32(acc[g][j], acc1[g][j]) : acc[g][j];
+                        facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[g][j]);
                         facc[g][j] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(mx), facc[g][j]);
                     }
                 }
