@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     const size_t nb = (size_t)(n_in / BM_QK), R = BM_PACK_ROWS;
@@ -113,22 +114,34 @@ void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_
             memcpy(&scales[b * R + i], blk, sizeof(uint16_t)); /* d is the first field */
             if (q8) {
                 const uint8_t *qs = blk + 2;
-                for (int c = 0; c < 8; c++)
-                    for (int j = 0; j < 4; j++) out[(c * R + i) * 4 + j] = qs[4 * c + j] ^ 0x80;
+                for (int c = 0; c < 8; c++) {
+                    uint32_t v;
+                    memcpy(&v, qs + 4 * c, 4);
+                    v ^= 0x80808080u;
+                    memcpy(out + (c * R + i) * 4, &v, 4);
+                }
                 continue;
             }
-            /* Column k: k < 16 low nibble of qs[k], else high nibble of qs[k - 16]; Q5_0 adds
-             * bit k of qh as the fifth bit, packed in a plane after the nibbles: byte
-             * (i * 4 + j) bit c = fifth bit of column 4 c + j. */
+            /* Column k: k < 16 low nibble of qs[k], else high nibble of qs[k - 16]. Vector c,
+             * lane j holds column 8c + j (low nibble) and 8c + 4 + j (high). Q5_0 adds bit k
+             * of qh as the fifth bit, packed in a plane after the nibbles: byte (i * 4 + j)
+             * bit c = fifth bit of column 4 c + j. */
             const uint8_t *qs = blk + (q5 ? 6 : 2);
-            uint32_t qh = 0;
-            if (q5) memcpy(&qh, blk + 2, 4);
-            uint8_t q[BM_QK];
-            for (int k = 0; k < BM_QK; k++) {
-                q[k] = k < 16 ? qs[k] & 0x0F : qs[k - 16] >> 4;
-                if ((qh >> k) & 1) out[R * BM_QK / 2 + i * 4 + k % 4] |= (uint8_t)(1 << (k / 4));
+            for (int j = 0; j < 4; j++) {
+                out[(0 * R + i) * 4 + j] = (uint8_t)((qs[j] & 0x0F) | qs[j + 4] << 4);
+                out[(1 * R + i) * 4 + j] = (uint8_t)((qs[8 + j] & 0x0F) | qs[12 + j] << 4);
+                out[(2 * R + i) * 4 + j] = (uint8_t)((qs[j] >> 4) | (qs[j + 4] & 0xF0));
+                out[(3 * R + i) * 4 + j] = (uint8_t)((qs[8 + j] >> 4) | (qs[12 + j] & 0xF0));
             }
-            put_nibbles(q, i, out);
+            if (q5) {
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                for (int j = 0; j < 4; j++) {
+                    uint8_t v = 0;
+                    for (int c = 0; c < 8; c++) v |= (uint8_t)(((qh >> (4 * c + j)) & 1) << c);
+                    out[R * BM_QK / 2 + i * 4 + j] = v;
+                }
+            }
         }
     }
 }
@@ -171,8 +184,14 @@ bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, voi
     size_t total;
     if (!bm_size_mul(gb, (size_t)n_groups, &total))
         return bm_err_set(err, BM_EOVERFLOW, "pack: '%s' too large", t->name);
-    uint8_t *p = aligned_alloc(64, (total + 63) & ~(size_t)63);
+    /* 2 MiB-aligned when large, so transparent huge pages can back it (fewer page faults
+     * while packing, fewer TLB misses while streaming it). */
+    const size_t al = total >= ((size_t)4 << 20) ? ((size_t)2 << 20) : 64;
+    uint8_t *p = aligned_alloc(al, (total + al - 1) & ~(al - 1));
     if (!p) return bm_err_set(err, BM_ENOMEM, "pack: out of memory for '%s'", t->name);
+#ifdef MADV_HUGEPAGE
+    if (al > 64) (void)madvise(p, (total + al - 1) & ~(al - 1), MADV_HUGEPAGE);
+#endif
     /* Slices of about 16 MiB, each source slice released once copied. */
     int64_t per = (int64_t)(((size_t)16 << 20) / gb);
     if (per < 1) per = 1;
