@@ -190,7 +190,8 @@ bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, voi
     uint8_t *p = aligned_alloc(al, (total + al - 1) & ~(al - 1));
     if (!p) return bm_err_set(err, BM_ENOMEM, "pack: out of memory for '%s'", t->name);
 #ifdef MADV_HUGEPAGE
-    if (al > 64) (void)madvise(p, (total + al - 1) & ~(al - 1), MADV_HUGEPAGE);
+    /* Whole huge pages only: a partly used one at the end would be resident in full. */
+    if (al > 64) (void)madvise(p, total & ~(al - 1), MADV_HUGEPAGE);
 #endif
     /* Slices of about 16 MiB, each source slice released once copied. */
     int64_t per = (int64_t)(((size_t)16 << 20) / gb);
