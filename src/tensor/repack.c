@@ -1,8 +1,8 @@
-/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q6_K tensors regrouped by 16 and interleaved by
- * column quads (layout in kernels.h) so the packed kernels produce 16 outputs per vector
- * instruction with no horizontal sums. Plain C over the GGUF block structs; the result is a
- * separate buffer (t->packed), the original bytes stay where they are for everything else
- * (embedding lookups of a tied head, the scalar kernels, writers). */
+/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q6_K tensors regrouped by 16
+ * and interleaved by column quads (layout in kernels.h) so the packed kernels produce 16
+ * outputs per vector instruction with no horizontal sums. Plain C over the GGUF block structs;
+ * the result is a separate buffer (t->packed), the original bytes stay where they are for
+ * everything else (embedding lookups of a tied head, the scalar kernels, writers). */
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 

@@ -39,8 +39,8 @@ INLINE void ptile2(const bm_mm_args *a, const uint8_t *grp, int64_t nb, const in
             s16[0][j] = s16[1][j] = _mm256_setzero_si256();
         }
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            const __m256i plane =
-                q5 ? _mm256_loadu_si256((const __m256i *)(cp + 256 + 32 * h)) : _mm256_setzero_si256();
+            const __m256i plane = q5 ? _mm256_loadu_si256((const __m256i *)(cp + 256 + 32 * h))
+                                     : _mm256_setzero_si256();
             _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
                 const __m256i raw = _mm256_loadu_si256((const __m256i *)(cp + 64 * c + 32 * h));
                 __m256i w0 = _mm256_and_si256(raw, lo4);
@@ -50,9 +50,11 @@ INLINE void ptile2(const bm_mm_args *a, const uint8_t *grp, int64_t nb, const in
                     const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
                     const __m256i k16 = _mm256_set1_epi8(16);
                     w0 = _mm256_or_si256(
-                        w0, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(plane, m0), m0), k16));
+                        w0,
+                        _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(plane, m0), m0), k16));
                     w1 = _mm256_or_si256(
-                        w1, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(plane, m1), m1), k16));
+                        w1,
+                        _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(plane, m1), m1), k16));
                 }
                 _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
                     const uint8_t *xj = xb + j * a->ldq + 8 * c;
@@ -100,12 +102,20 @@ INLINE void pdrive2(const bm_mm_args *a, int64_t r0, int64_t r1, const int q5) {
         const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const int64_t nv = r1 - r < PR ? r1 - r : PR;
         int64_t t0 = 0;
-        for (; t0 + NT <= a->n_tok; t0 += NT) ptile2(a, grp, nb, q5, r, nv, t0, NT);
+        for (; t0 + NT <= a->n_tok; t0 += NT)
+            ptile2(a, grp, nb, q5, r, nv, t0, NT);
         switch (a->n_tok - t0) {
-        case 3: ptile2(a, grp, nb, q5, r, nv, t0, 3); break;
-        case 2: ptile2(a, grp, nb, q5, r, nv, t0, 2); break;
-        case 1: ptile2(a, grp, nb, q5, r, nv, t0, 1); break;
-        default: break;
+        case 3:
+            ptile2(a, grp, nb, q5, r, nv, t0, 3);
+            break;
+        case 2:
+            ptile2(a, grp, nb, q5, r, nv, t0, 2);
+            break;
+        case 1:
+            ptile2(a, grp, nb, q5, r, nv, t0, 1);
+            break;
+        default:
+            break;
         }
     }
 }

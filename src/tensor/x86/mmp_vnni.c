@@ -14,12 +14,11 @@
 #endif
 #define PR BM_PACK_ROWS
 
-
 /* One tile: ng (1 or 2) row groups x nt tokens. q4: 1 codes packed 4-bit (two column quads per
  * vector), 2 the same plus a plane of fifth bits (Q5_0), 0 8-bit codes (Q8_0). No software
  * prefetch: each group is one contiguous stream the hardware prefetcher follows (explicit
- * prefetch measured slower in decode). Decode (nt = 1) takes two groups so each activation broadcast serves 32
- * rows and two independent integer chains are in flight. */
+ * prefetch measured slower in decode). Decode (nt = 1) takes two groups so each activation
+ * broadcast serves 32 rows and two independent integer chains are in flight. */
 INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nb,
                   const int q4, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
                   const int nt) {
@@ -54,25 +53,31 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                     if (q4 == 2) { /* Q5_0: add 16 where the column's high bit is set */
                         const __m512i k16 = _mm512_set1_epi8(16);
                         w0 = _mm512_mask_add_epi8(
-                            w0, _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))),
+                            w0,
+                            _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))),
                             w0, k16);
                         w1 = _mm512_mask_add_epi8(
                             w1,
-                            _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
+                            _mm512_test_epi8_mask(plane,
+                                                  _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
                             w1, k16);
                     }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         acc[g][j] = dp_b(acc[g][j], w0, xb + j * a->ldq + 8 * c);
-                        if (sp) acc2[g][j] = dp_b(acc2[g][j], w1, xb + j * a->ldq + 8 * c + 4);
-                        else acc[g][j] = dp_b(acc[g][j], w1, xb + j * a->ldq + 8 * c + 4);
+                        if (sp)
+                            acc2[g][j] = dp_b(acc2[g][j], w1, xb + j * a->ldq + 8 * c + 4);
+                        else
+                            acc[g][j] = dp_b(acc[g][j], w1, xb + j * a->ldq + 8 * c + 4);
                     }
                 }
             } else {
                 _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {
                     const __m512i w = _mm512_load_si512((const void *)(cp + 64 * c));
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
-                        if (sp && (c & 1)) acc2[g][j] = dp_b(acc2[g][j], w, xb + j * a->ldq + 4 * c);
-                        else acc[g][j] = dp_b(acc[g][j], w, xb + j * a->ldq + 4 * c);
+                        if (sp && (c & 1))
+                            acc2[g][j] = dp_b(acc2[g][j], w, xb + j * a->ldq + 4 * c);
+                        else
+                            acc[g][j] = dp_b(acc[g][j], w, xb + j * a->ldq + 4 * c);
                     }
                 }
             }
@@ -81,16 +86,16 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
             const uint16_t *sc = (const uint16_t *)(grp + g * gb + (size_t)nb * cb);
             const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * PR)));
             _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
-                if (sp) acc[g][j] = _mm512_add_epi32(acc[g][j], acc2[g][j]);
+                if (sp)
+                    acc[g][j] = _mm512_add_epi32(acc[g][j], acc2[g][j]);
                 const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
                 facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][j]), s, facc[g][j]);
             }
         }
     }
     _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
-        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
-            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r + g * PR, g ? valid1 : valid0,
-                                  facc[g][j]);
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(
+            a->y + (t0 + j) * a->ldy + r + g * PR, g ? valid1 : valid0, facc[g][j]);
 }
 
 INLINE __mmask16 rows_mask(int64_t n) {
@@ -104,8 +109,8 @@ INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
     int64_t r = r0;
     if (a->n_tok == 1) {
         for (; r + PR < r1; r += 2 * PR)
-            ptile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nb, q4, r, 0xFFFF,
-                  rows_mask(r1 - r - PR), 0, 1);
+            ptile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nb, q4, r, 0xFFFF, rows_mask(r1 - r - PR),
+                  0, 1);
         if (r < r1)
             ptile(a, a->w + (size_t)(r / PR) * gb, gb, 1, nb, q4, r, rows_mask(r1 - r), 0, 0, 1);
         return;
@@ -119,28 +124,55 @@ INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
         for (; t0 + NT2 <= a->n_tok; t0 += NT2)
             ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, NT2);
         switch (a->n_tok - t0) {
-        case 5: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 5); break;
-        case 4: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 4); break;
-        case 3: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 3); break;
-        case 2: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 2); break;
-        case 1: ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 1); break;
-        default: break;
+        case 5:
+            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 5);
+            break;
+        case 4:
+            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 4);
+            break;
+        case 3:
+            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 3);
+            break;
+        case 2:
+            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 2);
+            break;
+        case 1:
+            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 1);
+            break;
+        default:
+            break;
         }
     }
     for (; r < r1; r += PR) {
         const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const __mmask16 valid = rows_mask(r1 - r);
         int64_t t0 = 0;
-        for (; t0 + NT <= a->n_tok; t0 += NT) ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, NT);
+        for (; t0 + NT <= a->n_tok; t0 += NT)
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, NT);
         switch (a->n_tok - t0) {
-        case 7: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 7); break;
-        case 6: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 6); break;
-        case 5: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 5); break;
-        case 4: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 4); break;
-        case 3: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 3); break;
-        case 2: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 2); break;
-        case 1: ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 1); break;
-        default: break;
+        case 7:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 7);
+            break;
+        case 6:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 6);
+            break;
+        case 5:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 5);
+            break;
+        case 4:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 4);
+            break;
+        case 3:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 3);
+            break;
+        case 2:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 2);
+            break;
+        case 1:
+            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 1);
+            break;
+        default:
+            break;
         }
     }
 }
