@@ -36,12 +36,12 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
     const size_t sbb = q6 ? BM_PACK_Q6_K_SB : BM_PACK_Q4_K_SB;
     const size_t cb = q6 ? 384 : 256; /* code bytes per 32-column block */
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
-    __m512 facc[2][NT];
-    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+    __m512 facc[4][NT];
+    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
-        __m512 dv[2], mv[2];
-        _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+        __m512 dv[4], mv[4];
+        _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
             const uint8_t *sp = grp + g * gb + s * sbb + 8 * cb;
             if (q6) {
                 dv[g] = _mm512_load_ps((const float *)(sp + 16 * PR));
@@ -53,23 +53,23 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
         for (int sub = 0; sub < 8; sub++) {
             const int64_t b = s * 8 + sub;
             const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
-            __m512i acc[2][NT], acc1[2][NT];
+            __m512i acc[4][NT], acc1[4][NT];
             _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                 if (q6) {
                     const int32_t x0 = sum16(xb + j * a->ldq);
                     const int32_t x1 = a->xs[(t0 + j) * a->ldd + b] - x0;
                     const __m512i i0 = _mm512_set1_epi32(-32 * x0);
                     const __m512i i1 = _mm512_set1_epi32(-32 * x1);
-                    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+                    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
                         acc[g][j] = i0;
                         acc1[g][j] = i1;
                     }
                 } else {
-                    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) acc[g][j] =
+                    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) acc[g][j] =
                         acc1[g][j] = _mm512_setzero_si512();
                 }
             }
-            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+            _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
                 const uint8_t *cp = grp + g * gb + s * sbb + (size_t)sub * cb;
                 if (PF_AHEAD > 0 && nt == 1) { /* decode streams the weights: fetch ahead */
                     _Pragma("GCC unroll 6") for (size_t o = 0; o < cb; o += 64)
@@ -103,7 +103,7 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                     }
                 }
             }
-            _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++) {
+            _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
                 const uint8_t *sp = grp + g * gb + s * sbb + 8 * cb;
                 if (q6) {
                     const __m512i s0 = bytes16(sp + (2 * sub) * PR, 1);
@@ -133,9 +133,10 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
             }
         }
     }
-    _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
-            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r + g * PR, g ? valid1 : valid0,
+            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r + g * PR,
+                                  g == 0 ? valid0 : g == ng - 1 ? valid1 : (__mmask16)0xFFFF,
                                   facc[g][j]);
 }
 
@@ -148,6 +149,9 @@ INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q6) {
     const size_t gb = (size_t)nsb * (q6 ? BM_PACK_Q6_K_SB : BM_PACK_Q4_K_SB);
     int64_t r = r0;
     if (a->n_tok == 1) {
+        for (; r + 3 * PR < r1; r += 4 * PR)
+            ktile(a, a->w + (size_t)(r / PR) * gb, gb, 4, nsb, q6, r, 0xFFFF,
+                  rows_mask(r1 - r - 3 * PR), 0, 1);
         for (; r + PR < r1; r += 2 * PR)
             ktile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nsb, q6, r, 0xFFFF,
                   rows_mask(r1 - r - PR), 0, 1);
