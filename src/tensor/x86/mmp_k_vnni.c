@@ -29,7 +29,7 @@ INLINE int32_t sum16(const uint8_t *p) {
     return _mm_cvtsi128_si32(s) + _mm_extract_epi16(s, 4) - 16 * 128;
 }
 
-/* One tile: ng (1 or 2) row groups x nt tokens; q6: Q6_K, else Q4_K. */
+/* One tile: ng (1, 2 or 4) row groups x nt tokens; q6: Q6_K, else Q4_K. */
 INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nsb,
                   const int q6, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
                   const int nt) {

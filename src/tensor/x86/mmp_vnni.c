@@ -14,11 +14,11 @@
 #endif
 #define PR BM_PACK_ROWS
 
-/* One tile: ng (1, 2 or 4) row groups x nt tokens. q4: 1 codes packed 4-bit (two column quads per
- * vector), 2 the same plus a plane of fifth bits (Q5_0), 0 8-bit codes (Q8_0). No software
+/* One tile: ng (1, 2 or 4) row groups x nt tokens. q4: 1 codes packed 4-bit (two column quads
+ * per vector), 2 the same plus a plane of fifth bits (Q5_0), 0 8-bit codes (Q8_0). No software
  * prefetch: each group is one contiguous stream the hardware prefetcher follows (explicit
- * prefetch measured slower in decode). Decode (nt = 1) takes two groups so each activation
- * broadcast serves 32 rows and two independent integer chains are in flight. */
+ * prefetch measured slower in decode). Decode (nt = 1) takes 2 or 4 groups, so each activation
+ * broadcast serves 32-64 rows, and two integer chains per group are in flight. */
 INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nb,
                   const int q4, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
                   const int nt) {
