@@ -11,33 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- scalar reference chunk kernel --------------------------------------------------------- */
-
-static inline const float *row(const float *const *blk, int64_t ld, int j) {
-    return blk[j / BM_KV_BLOCK] + (int64_t)(j % BM_KV_BLOCK) * ld;
-}
-
-void bm_att_chunk_ref(const bm_att_chunk *a) {
-    for (int g = 0; g < a->G; g++) {
-        const float *q = a->q + (size_t)g * a->hd;
-        float *s = a->s + (size_t)g * BM_ATT_CHUNK, *o = a->o + (size_t)g * a->hd;
-        for (int j = 0; j < a->n_key; j++)
-            s[j] = bm_dot_f32_ref(q, row(a->kb, a->ld, j), a->hd) * a->scale;
-        float mx = s[0];
-        for (int j = 1; j < a->n_key; j++)
-            if (s[j] > mx) mx = s[j];
-        double sum = 0.0;
-        for (int j = 0; j < a->n_key; j++) {
-            s[j] = expf(s[j] - mx);
-            sum += s[j];
-        }
-        memset(o, 0, (size_t)a->hd * sizeof(float));
-        for (int j = 0; j < a->n_key; j++) bm_axpy_f32_ref(s[j], row(a->vb, a->ld, j), o, a->hd);
-        a->m[g] = mx;
-        a->l[g] = (float)sum;
-    }
-}
-
 /* ---- scratch --------------------------------------------------------------------------- */
 
 static int32_t n_chunks(int32_t pos) { return pos / BM_ATT_CHUNK + 1; }
@@ -102,8 +75,9 @@ static void chunk_partial(const att_task *t, int32_t p, int32_t c, float *s, flo
         vb[k] = kv->v + at;
     }
     bm_att_chunk ca = {.q = t->q + (size_t)i * t->qd + (size_t)g * t->G * a->hd,
-                       .kb = kb, .vb = vb, .ld = kv->n_kv_dim, .n_key = n_key, .G = t->G,
-                       .hd = a->hd, .scale = t->scale, .s = s, .m = m, .l = l, .o = o};
+                       .kb = kb, .vb = vb, .ld = kv->n_kv_dim, .blk = BM_KV_BLOCK,
+                       .n_key = n_key, .G = t->G, .hd = a->hd, .scale = t->scale, .s = s,
+                       .m = m, .l = l, .o = o};
     t->chunk(&ca);
 }
 
@@ -211,12 +185,7 @@ void bm_att_run(bm_att *a, bm_pool *pool, const bm_kv *kv, int layer, const bm_b
     att_task t = {.a = a, .kv = kv, .b = b, .off = off, .n = n, .n_pairs = n * a->n_head_kv,
                   .layer = layer, .G = a->n_head / a->n_head_kv, .qd = (int64_t)a->n_head * a->hd,
                   .scale = 1.0f / sqrtf((float)a->hd), .q = q, .out = out,
-                  .chunk = bm_att_chunk_ref};
-#ifndef BM_NO_SIMD
-    if (k->level >= BM_LVL_AVX2 && a->hd % 16 == 0) t.chunk = bm_att_chunk_avx2;
-#else
-    (void)k;
-#endif
+                  .chunk = k->att_chunk};
     int nth = pool ? bm_pool_n_threads(pool) : 1;
     if (nth > a->n_threads) nth = a->n_threads;
     int64_t units = 0;

@@ -38,12 +38,14 @@ static void fill(bm_kernels *k, int lvl) {
     k->dot_f32 = bm_dot_f32_ref;
     k->axpy_f32 = bm_axpy_f32_ref;
     k->swiglu = bm_k_swiglu_ref;
+    k->att_chunk = bm_att_chunk_ref;
 #ifndef BM_NO_SIMD
     if (lvl >= BM_LVL_AVX2) {
         k->act_q8 = bm_act_q8_avx2;
         k->dot_f32 = bm_dot_f32_avx2;
         k->axpy_f32 = bm_axpy_f32_avx2;
         k->swiglu = bm_swiglu_avx2;
+        k->att_chunk = bm_att_chunk_avx2;
         k->mm[BM_F32] = bm_mm_f32_avx2;
         k->mm[BM_F16] = bm_mm_f16_avx2;
         k->mm[BM_BF16] = bm_mm_bf16_avx2;

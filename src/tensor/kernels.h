@@ -37,6 +37,29 @@ typedef void (*bm_mm_fn)(const bm_mm_args *a, int64_t r0, int64_t r1);
 typedef void (*bm_act_q8_fn)(const float *x, int64_t n_in, int64_t t0, int64_t t1,
                              const bm_mm_args *a, bool u8);
 
+/* ---- attention chunk kernel (contract of model/attention.c's fused attention) ------------
+ * Keys are processed in chunks of BM_ATT_CHUNK absolute positions ([0,256), [256,512), ...):
+ * the partial softmax state of a chunk depends only on the query row and the keys in it. One
+ * call: the G query heads that share a KV head against the n_key keys of one chunk, with
+ * s[g][j] = scale * q_g . k_j, writes m[g] = max_j s[g][j], l[g] = sum_j exp(s[g][j] - m[g]),
+ * o[g] = sum_j exp(s[g][j] - m[g]) v_j. Every variant computes one head's result independently
+ * of G and of the other heads, in a fixed order over the keys. */
+#define BM_ATT_CHUNK 256
+typedef struct bm_att_chunk {
+    const float *q;                      /* [G, hd] */
+    const float *const *kb, *const *vb;  /* row 0 of each block of blk rows covering the keys */
+    int64_t ld;                          /* row stride of K and V inside a block */
+    int blk;                             /* rows per block (the KV cache's block size) */
+    int n_key, G, hd;                    /* 1 <= n_key <= BM_ATT_CHUNK */
+    float scale;
+    float *s;                            /* scratch [G, BM_ATT_CHUNK] */
+    float *m, *l;                        /* [G] */
+    float *o;                            /* [G, hd] */
+} bm_att_chunk;
+typedef void (*bm_att_chunk_fn)(const bm_att_chunk *a);
+/* Scalar reference: in-order dot products and sums, expf. */
+void bm_att_chunk_ref(const bm_att_chunk *a);
+
 typedef struct bm_kernels {
     const char *name;
     int level;
@@ -52,7 +75,10 @@ typedef struct bm_kernels {
     void (*axpy_f32)(float s, const float *x, float *y, int64_t n);
     /* y[i] = g[i] / (1 + exp(-g[i])) * u[i] (y may be g). */
     void (*swiglu)(const float *g, const float *u, float *y, int64_t n);
+    /* One attention chunk (struct bm_att_chunk below). */
+    bm_att_chunk_fn att_chunk;
 } bm_kernels;
+
 
 /* The table in use (filled on first call). Thread-safe. */
 const bm_kernels *bm_kernels_get(void);
@@ -170,6 +196,8 @@ void bm_mm_bf16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* BF16 weights with vdpbf16ps, activations rounded to bf16 (round to nearest even) per tile;
  * only on CPUs with AVX512_BF16 (mm_float_bf16.c). */
 void bm_mm_bf16_avx512bf16(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* AVX2+FMA attention chunk (att_avx2.c); the scalar reference when hd % 16 != 0. */
+void bm_att_chunk_avx2(const bm_att_chunk *a);
 /* Peak probes: run iters rounds of independent multiply-add chains; return the op count. */
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);

@@ -1,10 +1,10 @@
-/* AVX2+FMA chunk kernel of the fused attention (contract in src/model/attention.h): scores of
+/* AVX2+FMA chunk kernel of the fused attention (contract in src/tensor/kernels.h): scores of
  * 8 keys at a time per head (8 dot-product accumulators reduced together, the K rows of the
  * block reused from L1 by every head of the group), a vectorised max / exp / sum, and the
  * weighted sum of V with 4 heads x 16 columns held in registers so each V row is read once
  * per group. Every head and every key goes through the same operations whatever G, n_key or
  * its slot, so a head's result depends only on its query and the chunk's keys. */
-#include "model/attention.h"
+#include "tensor/kernels.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -58,8 +58,8 @@ INLINE __m256 exp_neg(__m256 x) {
     return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-static inline const float *row(const float *const *blk, int64_t ld, int j) {
-    return blk[j / BM_KV_BLOCK] + (int64_t)(j % BM_KV_BLOCK) * ld;
+static inline const float *row(const bm_att_chunk *a, const float *const *blk, int j) {
+    return blk[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
 }
 
 /* o[g][c0..c0+16) = sum_j p[g][j] v_j[c0..c0+16) for NG heads, keys in order. */
@@ -69,7 +69,7 @@ INLINE void pv_block(const bm_att_chunk *a, int g0, int NG, int c0) {
     for (int g = 0; g < NG; g++) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
     const float *p = a->s + (size_t)g0 * BM_ATT_CHUNK;
     for (int j = 0; j < a->n_key; j++) {
-        const float *v = row(a->vb, a->ld, j) + c0;
+        const float *v = row(a, a->vb, j) + c0;
         __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
 #pragma GCC unroll 4
         for (int g = 0; g < NG; g++) {
@@ -87,12 +87,16 @@ INLINE void pv_block(const bm_att_chunk *a, int g0, int NG, int c0) {
 }
 
 void bm_att_chunk_avx2(const bm_att_chunk *a) {
+    if (a->hd % 16) { /* the V pass works in 16-column steps */
+        bm_att_chunk_ref(a);
+        return;
+    }
     const int hd = a->hd, G = a->G, nk = a->n_key, n8 = (nk + 7) & ~7;
     const __m256 scale = _mm256_set1_ps(a->scale);
     /* scores, 8 keys per step; slots past n_key reuse the last key and are dropped */
     for (int j0 = 0; j0 < nk; j0 += 8) {
         const float *kr[8];
-        for (int u = 0; u < 8; u++) kr[u] = row(a->kb, a->ld, j0 + u < nk ? j0 + u : nk - 1);
+        for (int u = 0; u < 8; u++) kr[u] = row(a, a->kb, j0 + u < nk ? j0 + u : nk - 1);
         for (int g = 0; g < G; g++) {
             const float *q = a->q + (size_t)g * hd;
             __m256 acc[8];
