@@ -4,12 +4,9 @@
  * weighted sum of V with 4 heads x 16 columns held in registers so each V row is read once
  * per group. Every head and every key goes through the same operations whatever G, n_key or
  * its slot, so a head's result depends only on its query and the chunk's keys. */
-#include "tensor/kernels.h"
+#include "tensor/x86/wblock.h"
 
-#include <immintrin.h>
 #include <math.h>
-
-#define INLINE static inline __attribute__((always_inline))
 
 /* Sums of 8 vectors: lane i of the result = horizontal sum of a[i] (same tree for each). */
 INLINE __m256 hsum8x8(const __m256 *a) {
@@ -20,42 +17,12 @@ INLINE __m256 hsum8x8(const __m256 *a) {
                          _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 INLINE float hmax(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-/* exp(x) for x <= 0 (0 below -87.3, where float would go subnormal): x = n ln2 + r with
- * |r| <= ln2/2 (Cody-Waite, ln2 as a float-exact high part plus a low part), e^r by its
- * degree-7 Taylor polynomial (truncation < 5e-9 relative), times 2^n through the exponent. */
-INLINE __m256 exp_neg(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.3f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_max_ps(x, lo);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-                                  23);
-    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
 static inline const float *row(const bm_att_chunk *a, const float *const *blk, int j) {
@@ -125,12 +92,12 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
         for (int j = 0; j < n8; j += 8) {
             __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lane);
             __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nkv, idx));
-            __m256 e = _mm256_and_ps(keep, exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j), mb)));
+            __m256 e = _mm256_and_ps(keep, exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mb)));
             _mm256_storeu_ps(s + j, e);
             sum = _mm256_add_ps(sum, e);
         }
         a->m[g] = mx;
-        a->l[g] = hsum(sum);
+        a->l[g] = hsum8(sum);
     }
     /* o = sum_j p_j v_j: heads in groups of 4, 16 columns at a time */
     for (int c0 = 0; c0 < hd; c0 += 16) {
