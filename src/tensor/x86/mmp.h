@@ -13,4 +13,9 @@ INLINE __m512i dp_b(__m512i acc, __m512i w, const uint8_t *p) {
     return acc;
 }
 
+/* Mask of the valid rows of a group whose first row is n rows before the range's end. */
+INLINE __mmask16 rows_mask(int64_t n) {
+    return n >= BM_PACK_ROWS ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
+}
+
 #endif

@@ -97,26 +97,15 @@ INLINE void ptile2(const bm_mm_args *a, const uint8_t *grp, int64_t nb, const in
 
 INLINE void pdrive2(const bm_mm_args *a, int64_t r0, int64_t r1, const int q5) {
     const int64_t nb = a->n_in / BM_QK;
-    const size_t gb = ((size_t)nb * PR * (q5 ? BM_QK / 2 + 6 : BM_QK / 2 + 2) + 63) & ~(size_t)63;
+    const size_t gb = bm_pack_group_bytes(q5 ? BM_Q5_0 : BM_Q4_0, a->n_in);
     for (int64_t r = r0; r < r1; r += PR) {
         const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const int64_t nv = r1 - r < PR ? r1 - r : PR;
-        int64_t t0 = 0;
-        for (; t0 + NT <= a->n_tok; t0 += NT)
-            ptile2(a, grp, nb, q5, r, nv, t0, NT);
-        switch (a->n_tok - t0) {
-        case 3:
-            ptile2(a, grp, nb, q5, r, nv, t0, 3);
-            break;
-        case 2:
-            ptile2(a, grp, nb, q5, r, nv, t0, 2);
-            break;
-        case 1:
-            ptile2(a, grp, nb, q5, r, nv, t0, 1);
-            break;
-        default:
-            break;
-        }
+        int64_t t0;
+#define TILE(nt) ptile2(a, grp, nb, q5, r, nv, t0, nt)
+        for (t0 = 0; t0 + NT <= a->n_tok; t0 += NT) TILE(NT);
+        NT_REST(a->n_tok - t0, NT, TILE);
+#undef TILE
     }
 }
 

@@ -140,41 +140,28 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                                   facc[g][j]);
 }
 
-INLINE __mmask16 rows_mask(int64_t n) {
-    return n >= PR ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
-}
-
 INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q6) {
     const int64_t nsb = a->n_in / BM_QK_K;
-    const size_t gb = (size_t)nsb * (q6 ? BM_PACK_Q6_K_SB : BM_PACK_Q4_K_SB);
+    const size_t gb = bm_pack_group_bytes(q6 ? BM_Q6_K : BM_Q4_K, a->n_in);
+#define GRP (a->w + (size_t)(r / PR) * gb)
     int64_t r = r0;
     if (a->n_tok == 1) {
         for (; r + 3 * PR < r1; r += 4 * PR)
-            ktile(a, a->w + (size_t)(r / PR) * gb, gb, 4, nsb, q6, r, 0xFFFF,
-                  rows_mask(r1 - r - 3 * PR), 0, 1);
+            ktile(a, GRP, gb, 4, nsb, q6, r, 0xFFFF, rows_mask(r1 - r - 3 * PR), 0, 1);
         for (; r + PR < r1; r += 2 * PR)
-            ktile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nsb, q6, r, 0xFFFF,
-                  rows_mask(r1 - r - PR), 0, 1);
-        if (r < r1)
-            ktile(a, a->w + (size_t)(r / PR) * gb, gb, 1, nsb, q6, r, rows_mask(r1 - r), 0, 0, 1);
+            ktile(a, GRP, gb, 2, nsb, q6, r, 0xFFFF, rows_mask(r1 - r - PR), 0, 1);
+        if (r < r1) ktile(a, GRP, gb, 1, nsb, q6, r, rows_mask(r1 - r), 0, 0, 1);
         return;
     }
     for (; r < r1; r += PR) {
-        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const __mmask16 valid = rows_mask(r1 - r);
-        int64_t t0 = 0;
-        for (; t0 + NT <= a->n_tok; t0 += NT) ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, NT);
-        switch (a->n_tok - t0) {
-        case 7: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 7); break;
-        case 6: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 6); break;
-        case 5: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 5); break;
-        case 4: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 4); break;
-        case 3: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 3); break;
-        case 2: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 2); break;
-        case 1: ktile(a, grp, gb, 1, nsb, q6, r, valid, 0, t0, 1); break;
-        default: break;
-        }
+        int64_t t0;
+#define TILE1(nt) ktile(a, GRP, gb, 1, nsb, q6, r, valid, 0, t0, nt)
+        for (t0 = 0; t0 + NT <= a->n_tok; t0 += NT) TILE1(NT);
+        NT_REST(a->n_tok - t0, NT, TILE1);
+#undef TILE1
     }
+#undef GRP
 }
 
 void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, 0); }

@@ -99,89 +99,40 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
             g == 0 ? valid0 : g == ng - 1 ? valid1 : (__mmask16)0xFFFF, facc[g][j]);
 }
 
-INLINE __mmask16 rows_mask(int64_t n) {
-    return n >= PR ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
-}
-
 INLINE void pdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4) {
     const int64_t nb = a->n_in / BM_QK;
-    const size_t bpr = q4 == 2 ? BM_QK / 2 + 6 : q4 ? BM_QK / 2 + 2 : BM_QK + 2;
-    const size_t gb = ((size_t)nb * PR * bpr + 63) & ~(size_t)63;
+    const size_t gb = bm_pack_group_bytes(q4 == 2 ? BM_Q5_0 : q4 ? BM_Q4_0 : BM_Q8_0, a->n_in);
+#define GRP (a->w + (size_t)(r / PR) * gb)
     int64_t r = r0;
     if (a->n_tok == 1) {
         /* 4-bit codes: 4 groups per tile (more streams in flight; measured +3-10%); Q8_0
          * measured slower with 4 and keeps 2. */
         if (q4)
             for (; r + 3 * PR < r1; r += 4 * PR)
-                ptile(a, a->w + (size_t)(r / PR) * gb, gb, 4, nb, q4, r, 0xFFFF,
-                      rows_mask(r1 - r - 3 * PR), 0, 1);
+                ptile(a, GRP, gb, 4, nb, q4, r, 0xFFFF, rows_mask(r1 - r - 3 * PR), 0, 1);
         for (; r + PR < r1; r += 2 * PR)
-            ptile(a, a->w + (size_t)(r / PR) * gb, gb, 2, nb, q4, r, 0xFFFF, rows_mask(r1 - r - PR),
-                  0, 1);
-        if (r < r1)
-            ptile(a, a->w + (size_t)(r / PR) * gb, gb, 1, nb, q4, r, rows_mask(r1 - r), 0, 0, 1);
+            ptile(a, GRP, gb, 2, nb, q4, r, 0xFFFF, rows_mask(r1 - r - PR), 0, 1);
+        if (r < r1) ptile(a, GRP, gb, 1, nb, q4, r, rows_mask(r1 - r), 0, 0, 1);
         return;
     }
     /* Prefill: pairs of groups (each activation broadcast serves 32 rows) x NT2 tokens, then
      * a last single group x NT tokens. */
+    int64_t t0;
     for (; r + PR < r1; r += 2 * PR) {
-        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const __mmask16 v1 = rows_mask(r1 - r - PR);
-        int64_t t0 = 0;
-        for (; t0 + NT2 <= a->n_tok; t0 += NT2)
-            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, NT2);
-        switch (a->n_tok - t0) {
-        case 5:
-            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 5);
-            break;
-        case 4:
-            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 4);
-            break;
-        case 3:
-            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 3);
-            break;
-        case 2:
-            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 2);
-            break;
-        case 1:
-            ptile(a, grp, gb, 2, nb, q4, r, 0xFFFF, v1, t0, 1);
-            break;
-        default:
-            break;
-        }
+#define TILE2(nt) ptile(a, GRP, gb, 2, nb, q4, r, 0xFFFF, v1, t0, nt)
+        for (t0 = 0; t0 + NT2 <= a->n_tok; t0 += NT2) TILE2(NT2);
+        NT_REST(a->n_tok - t0, NT2, TILE2);
+#undef TILE2
     }
     for (; r < r1; r += PR) {
-        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const __mmask16 valid = rows_mask(r1 - r);
-        int64_t t0 = 0;
-        for (; t0 + NT <= a->n_tok; t0 += NT)
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, NT);
-        switch (a->n_tok - t0) {
-        case 7:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 7);
-            break;
-        case 6:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 6);
-            break;
-        case 5:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 5);
-            break;
-        case 4:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 4);
-            break;
-        case 3:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 3);
-            break;
-        case 2:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 2);
-            break;
-        case 1:
-            ptile(a, grp, gb, 1, nb, q4, r, valid, 0, t0, 1);
-            break;
-        default:
-            break;
-        }
+#define TILE1(nt) ptile(a, GRP, gb, 1, nb, q4, r, valid, 0, t0, nt)
+        for (t0 = 0; t0 + NT <= a->n_tok; t0 += NT) TILE1(NT);
+        NT_REST(a->n_tok - t0, NT, TILE1);
+#undef TILE1
     }
+#undef GRP
 }
 
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { pdrive(a, r0, r1, 0); }

@@ -12,6 +12,22 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* The last rem (< MAXNT <= 8) tokens of a range as one tile: TILE(nt) with nt a compile-time
+ * constant, so an always-inline tile function is specialised for each count. */
+#define NT_REST(rem, MAXNT, TILE)                                                              \
+    do {                                                                                       \
+        switch (rem) {                                                                         \
+        case 7: if (7 < (MAXNT)) TILE(7); break;                                              \
+        case 6: if (6 < (MAXNT)) TILE(6); break;                                              \
+        case 5: if (5 < (MAXNT)) TILE(5); break;                                              \
+        case 4: if (4 < (MAXNT)) TILE(4); break;                                              \
+        case 3: if (3 < (MAXNT)) TILE(3); break;                                              \
+        case 2: if (2 < (MAXNT)) TILE(2); break;                                              \
+        case 1: TILE(1); break;                                                                \
+        default: break;                                                                        \
+        }                                                                                      \
+    } while (0)
+
 INLINE float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
