@@ -81,18 +81,7 @@ void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
         _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =     \
             hsum8(acc[j]);                                                                     \
     }                                                                                          \
-    void bm_mm_##T##_avx2(const bm_mm_args *a, int64_t r0, int64_t r1) {                       \
-        for (int64_t r = r0; r < r1; r++) {                                                    \
-            int64_t t = 0;                                                                     \
-            for (; t + NT <= a->n_tok; t += NT) T##_tile(a, r, t, NT);                         \
-            switch (a->n_tok - t) {                                                            \
-            case 3: T##_tile(a, r, t, 3); break;                                               \
-            case 2: T##_tile(a, r, t, 2); break;                                               \
-            case 1: T##_tile(a, r, t, 1); break;                                               \
-            default: break;                                                                    \
-            }                                                                                  \
-        }                                                                                      \
-    }
+    ROW_DRIVER(bm_mm_##T##_avx2, T##_tile)
 
 Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)
 Q_KERNEL(q4_0, sizeof(bm_block_q4_0), w_q4_0)
@@ -154,18 +143,7 @@ INLINE float sc_bf16(const uint8_t *w, int64_t k) {
             a->y[(t0 + j) * a->ldy + r] = s;                                                   \
         }                                                                                      \
     }                                                                                          \
-    void bm_mm_##T##_avx2(const bm_mm_args *a, int64_t r0, int64_t r1) {                       \
-        for (int64_t r = r0; r < r1; r++) {                                                    \
-            int64_t t = 0;                                                                     \
-            for (; t + NT <= a->n_tok; t += NT) T##_tile(a, r, t, NT);                         \
-            switch (a->n_tok - t) {                                                            \
-            case 3: T##_tile(a, r, t, 3); break;                                               \
-            case 2: T##_tile(a, r, t, 2); break;                                               \
-            case 1: T##_tile(a, r, t, 1); break;                                               \
-            default: break;                                                                    \
-            }                                                                                  \
-        }                                                                                      \
-    }
+    ROW_DRIVER(bm_mm_##T##_avx2, T##_tile)
 
 F_KERNEL(f32, ld_f32, sc_f32)
 F_KERNEL(f16, ld_f16, sc_f16)

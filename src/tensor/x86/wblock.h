@@ -12,6 +12,22 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Kernel NAME over rows [r0, r1), one row at a time: TILE(a, r, t0, nt) on tiles of NT tokens
+ * (NT <= 4, defined by the including file), the rest as one smaller tile. */
+#define ROW_DRIVER(NAME, TILE)                                                                 \
+    void NAME(const bm_mm_args *a, int64_t r0, int64_t r1) {                                   \
+        for (int64_t r = r0; r < r1; r++) {                                                    \
+            int64_t t = 0;                                                                     \
+            for (; t + NT <= a->n_tok; t += NT) TILE(a, r, t, NT);                             \
+            switch (a->n_tok - t) {                                                            \
+            case 3: TILE(a, r, t, 3); break;                                                   \
+            case 2: TILE(a, r, t, 2); break;                                                   \
+            case 1: TILE(a, r, t, 1); break;                                                   \
+            default: break;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
 /* The last rem (< MAXNT <= 8) tokens of a range as one tile: TILE(nt) with nt a compile-time
  * constant, so an always-inline tile function is specialised for each count. */
 #define NT_REST(rem, MAXNT, TILE)                                                              \
