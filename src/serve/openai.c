@@ -40,6 +40,39 @@ static bool oa_begin(srv_req *r, oa_req *q, srv_error *e) {
     return srv_gen_openai(q->m, q->body, &q->g, e);
 }
 
+/* The common run of a generation request: start the job (when ok), stream it, or wait for it.
+ * Returns the finished job for the caller to format, or NULL once *res holds the response
+ * already sent (the stream, or an error: start refused, client gone, a choice that failed).
+ * prompt_param names the request field a prompt error points at. q is freed unless a job is
+ * returned. */
+static srv_job *oa_run(srv_req *r, oa_req *q, bool ok, srv_stream_kind kind,
+                       const char *prompt_param, srv_error *e, enum MHD_Result *res) {
+    srv_job *j = ok ? srv_job_start(r->srv, q->m, &q->prompt, &q->g, e) : NULL;
+    if (!j) {
+        if (e->http == 400 && !strcmp(e->param, "messages"))
+            snprintf(e->param, sizeof e->param, "%s", prompt_param);
+        oa_free(q);
+        *res = srv_send_error(r, e);
+        return NULL;
+    }
+    if (q->g.stream) {
+        *res = srv_stream(r, j, kind, &q->g, q->m->sm->name);
+        oa_free(q);
+        return NULL;
+    }
+    bool done = srv_job_wait(j, r, e);
+    for (int i = 0; done && i < j->n; i++)
+        if (j->ch[i].finish == BM_FINISH_ERROR)
+            done = srv_fail(e, 500, NULL, "generation failed: %s", j->ch[i].error);
+    if (!done) {
+        srv_job_release(j);
+        oa_free(q);
+        *res = srv_send_error(r, e);
+        return NULL;
+    }
+    return j;
+}
+
 enum MHD_Result srv_openai_chat(srv_req *r) {
     srv_error e;
     oa_req q;
@@ -56,33 +89,14 @@ enum MHD_Result srv_openai_chat(srv_req *r) {
         q.g.has_tools = json_array_size(tools) > 0;
     }
     if (ok) ok = srv_chat_prompt(q.m, json_object_get(q.body, "messages"), tools, &q.prompt, &e);
-    srv_job *j = ok ? srv_job_start(r->srv, q.m, &q.prompt, &q.g, &e) : NULL;
-    if (!j) {
-        oa_free(&q);
-        return srv_send_error(r, &e);
-    }
-    if (q.g.stream) {
-        enum MHD_Result res = srv_stream(r, j, SRV_SSE_CHAT, &q.g, q.m->sm->name);
-        oa_free(&q);
-        return res;
-    }
-    if (!srv_job_wait(j, r, &e)) {
-        srv_job_release(j);
-        oa_free(&q);
-        return srv_send_error(r, &e);
-    }
+    enum MHD_Result res;
+    srv_job *j = oa_run(r, &q, ok, SRV_SSE_CHAT, "messages", &e, &res);
+    if (!j) return res;
     char id[48];
     new_id(id, sizeof id, "chatcmpl");
     json_t *choices = json_array();
     for (int i = 0; i < j->n; i++) {
         srv_choice *c = &j->ch[i];
-        if (c->finish == BM_FINISH_ERROR) {
-            srv_fail(&e, 500, NULL, "generation failed: %s", c->error);
-            json_decref(choices);
-            srv_job_release(j);
-            oa_free(&q);
-            return srv_send_error(r, &e);
-        }
         json_t *msg = json_pack("{s:s}", "role", "assistant");
         bm_toolcalls tc = {0};
         bool calls = q.g.has_tools &&
@@ -134,23 +148,9 @@ enum MHD_Result srv_openai_completions(srv_req *r) {
         ok = srv_fail(&e, 400, "suffix", "suffix (fill-in-the-middle) is not supported");
     if (ok && q.g.gp.max_tokens < 0 && !json_object_get(q.body, "max_tokens"))
         q.g.gp.max_tokens = 16; /* OpenAI's default for completions */
-    srv_job *j = ok ? srv_job_start(r->srv, q.m, &q.prompt, &q.g, &e) : NULL;
-    if (!j) {
-        if (e.http == 400 && !strcmp(e.param, "messages")) snprintf(e.param, sizeof e.param,
-                                                                     "prompt");
-        oa_free(&q);
-        return srv_send_error(r, &e);
-    }
-    if (q.g.stream) {
-        enum MHD_Result res = srv_stream(r, j, SRV_SSE_COMPLETION, &q.g, q.m->sm->name);
-        oa_free(&q);
-        return res;
-    }
-    if (!srv_job_wait(j, r, &e)) {
-        srv_job_release(j);
-        oa_free(&q);
-        return srv_send_error(r, &e);
-    }
+    enum MHD_Result res;
+    srv_job *j = oa_run(r, &q, ok, SRV_SSE_COMPLETION, "prompt", &e, &res);
+    if (!j) return res;
     char id[48];
     new_id(id, sizeof id, "cmpl");
     json_t *choices = json_array();
