@@ -47,3 +47,16 @@ bm_status cli_tokenize(const bm_tok *tok, const char *text, size_t len, int flag
     }
     return bm_err_set(err, BM_EINTERNAL, "tokenize: token count changed between calls");
 }
+
+bm_status cli_load_tok(const char *path, bm_tok **out, bm_err *err) {
+    size_t n = strlen(path);
+    if (n > 5 && !strcmp(path + n - 5, ".gguf")) {
+        bm_gguf *g;
+        bm_status st = bm_gguf_open(path, &g, err);
+        if (st) return st;
+        st = bm_tok_load_gguf(g, out, err);
+        bm_gguf_close(g);
+        return st;
+    }
+    return bm_tok_load_hf(path, out, err);
+}

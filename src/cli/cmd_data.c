@@ -3,6 +3,7 @@
  * tokenizer's chat template, with a loss mask on assistant tokens) into the token shards
  * `baimo train -d DIR` reads: DIR/train_000.bin, DIR/val_000.bin (+ .mask for chat). */
 #include "cli.h"
+#include "cli_model.h"
 
 #include "baimo/train.h"
 
@@ -19,19 +20,6 @@ static void usage(void) {
             "  --doc-sep LINE: plain files hold several documents separated by lines equal to LINE\n"
             "  Documents are deduplicated (normalized-text hash); --val-frac of them (by hash)\n"
             "  go to the validation split. Shard format: include/baimo/train.h.\n");
-}
-
-static bm_status load_tok(const char *path, bm_tok **out, bm_err *err) {
-    size_t n = strlen(path);
-    if (n > 5 && !strcmp(path + n - 5, ".gguf")) {
-        bm_gguf *g;
-        bm_status st = bm_gguf_open(path, &g, err);
-        if (st) return st;
-        st = bm_tok_load_gguf(g, out, err);
-        bm_gguf_close(g);
-        return st;
-    }
-    return bm_tok_load_hf(path, out, err);
 }
 
 int cmd_data(int argc, char **argv) {
@@ -90,7 +78,7 @@ int cmd_data(int argc, char **argv) {
     bm_tok *tok = NULL;
     bm_prep_stats st = {0};
     int rc = 0;
-    if (load_tok(tok_path, &tok, &err) ||
+    if (cli_load_tok(tok_path, &tok, &err) ||
         (chat ? bm_data_prepare_chat(chat, tok, out, val_frac, &st, &err)
               : bm_data_prepare(files, n_files, tok, out, val_frac, doc_sep, &st, &err)))
         rc = cli_fail("data", &err);

@@ -4,6 +4,7 @@
  * parallel); only rank 0 prints and writes the model, its .opt sidecar, a CSV log and an SVG
  * loss curve next to the model. */
 #include "cli.h"
+#include "cli_model.h"
 
 #include "baimo/train.h"
 
@@ -117,19 +118,6 @@ static void read_csv(const char *path, run_state *r, int64_t upto) {
     fclose(f);
 }
 
-static bm_status load_tok(const char *path, bm_tok **out, bm_err *err) {
-    size_t n = strlen(path);
-    if (n > 5 && !strcmp(path + n - 5, ".gguf")) {
-        bm_gguf *g;
-        bm_status st = bm_gguf_open(path, &g, err);
-        if (st) return st;
-        st = bm_tok_load_gguf(g, out, err);
-        bm_gguf_close(g);
-        return st;
-    }
-    return bm_tok_load_hf(path, out, err);
-}
-
 static void fmt_eta(double s, char *buf, size_t cap) {
     if (s < 0 || s > 1e8) s = 0;
     long v = (long)(s + 0.5);
@@ -229,7 +217,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (!(pool = bm_pool_new((int)threads, &err))) goto fail;
     const char *tsrc = tok_path ? tok_path : resume ? resume : init;
-    if (tsrc && load_tok(tsrc, &rs.tok, &err)) {
+    if (tsrc && cli_load_tok(tsrc, &rs.tok, &err)) {
         if (tok_path) goto fail;
         rs.tok = NULL; /* a model without an embedded tokenizer: train on ids alone */
     }
