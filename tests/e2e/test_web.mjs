@@ -48,9 +48,28 @@ try {
   await check('send a message, see a streamed answer', async () => {
     await page.$eval('#max_tokens', (e) => { e.value = '24'; });
     await page.fill('#input', 'Hello 你好');
+    // The tiny model can finish in milliseconds, before a poll for '.streaming' would run, so
+    // a MutationObserver installed before sending keeps every record: one childList record per
+    // rendered delta of the answer, and the attribute record of its 'streaming' class removed.
+    await page.evaluate(() => {
+      window.__seen = { deltas: 0, streamed: false };
+      new MutationObserver((recs) => {
+        for (const r of recs) {
+          const t = r.target;
+          if (!(t instanceof Element) || !t.matches('.msg.assistant')) continue;
+          if (r.type === 'childList' && r.addedNodes.length) window.__seen.deltas++;
+          if (r.type === 'attributes' && /streaming/.test(r.oldValue || '')) {
+            window.__seen.streamed = true;
+          }
+        }
+      }).observe(document.getElementById('messages'), { subtree: true, childList: true,
+        attributes: true, attributeFilter: ['class'], attributeOldValue: true });
+    });
     await page.press('#input', 'Enter');
-    await page.waitForSelector('.msg.assistant.streaming', { timeout: 10e3 });
     await page.waitForSelector('.msg.assistant:not(.streaming)', { timeout: 60e3 });
+    const seen = await page.evaluate(() => window.__seen);
+    assert.ok(seen.streamed, 'the answer was never marked as streaming');
+    assert.ok(seen.deltas >= 2, 'the answer was rendered ' + seen.deltas + ' time(s), not streamed');
     const texts = await page.$$eval('.msg', (els) => els.map((e) => [e.className, e.textContent]));
     assert.equal(texts.length, 2);
     assert.equal(texts[0][1], 'Hello 你好');
