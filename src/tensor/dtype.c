@@ -1,6 +1,7 @@
 /* dtype traits table (block sizes and bytes per ggml's type layout), half/bfloat16
  * conversions, row sizes, and row access for any supported dtype. The per-type converters
  * live in quant_*.c; this table only wires them in. */
+#include "tensor/kernels.h"
 #include "tensor/quant.h"
 
 #include <math.h>
@@ -151,5 +152,18 @@ void bm_tensor_get_row(const bm_tensor *t, int64_t r, float *y) {
     const bm_type_traits *tt = bm_type_traits_get((int)t->type);
     size_t rb;
     BM_ASSERT(tt && tt->to_f32 && bm_row_bytes(t->type, t->ne[0], &rb));
-    tt->to_f32((const uint8_t *)t->data + (size_t)r * rb, y, t->ne[0]);
+    if (!t->packed) {
+        tt->to_f32((const uint8_t *)t->data + (size_t)r * rb, y, t->ne[0]);
+        return;
+    }
+    /* A packed tensor (a tied head read as the embedding): read the packed copy, whose pages
+     * are resident anyway, rather than fault the released original pages back in. */
+    const uint8_t *grp = (const uint8_t *)t->packed +
+                         (size_t)(r / BM_PACK_ROWS) * bm_pack_group_bytes(t->type, t->ne[0]);
+    uint8_t blk[256];
+    BM_ASSERT(tt->block_bytes <= sizeof blk);
+    for (int64_t b = 0; b < t->ne[0] / tt->block_elems; b++) {
+        bm_pack_get_block(t->type, grp, t->ne[0], r % BM_PACK_ROWS, b, blk);
+        tt->to_f32(blk, y + b * tt->block_elems, tt->block_elems);
+    }
 }

@@ -133,6 +133,11 @@ size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in);
 /* Packs rows [g * 16, g * 16 + 16) of w (row stride row_bytes, n_rows in all) into dst. */
 void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
                    int64_t n_rows, int64_t g, uint8_t *dst);
+/* Writes block b (32 columns; 256 for the K types) of row i (0..15) of the packed group grp
+ * back in its GGUF layout: the exact inverse of bm_pack_group, so dequantizing it gives the
+ * original row's values bitwise. */
+void bm_pack_get_block(bm_dtype type, const uint8_t *grp, int64_t n_in, int64_t i, int64_t b,
+                       uint8_t *blk);
 
 /* ---- scalar references of the quantized-activation path (act_quant.c) ------------------ */
 

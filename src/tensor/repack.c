@@ -212,3 +212,92 @@ bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, voi
     *bytes = total;
     return BM_OK;
 }
+
+/* ---- reading rows back (the exact inverse of bm_pack_group) ------------------------------ */
+
+/* Code of row i, column l (0..31) of a 32-column block in the Q4_0-style nibble layout. */
+static uint8_t get_nibble(const uint8_t *nib, int64_t i, int l) {
+    const int c = l / 8, j = l % 4, hi = (l % 8) / 4;
+    return (uint8_t)((nib[(c * BM_PACK_ROWS + i) * 4 + j] >> (4 * hi)) & 0xF);
+}
+
+static void unpack_q4_K(const uint8_t *sb, int64_t i, uint8_t *blk) {
+    const int64_t R = BM_PACK_ROWS;
+    memset(blk, 0, sizeof(bm_block_q4_K));
+    memcpy(blk, sb + 8 * 256 + 2 * i, 2);
+    memcpy(blk + 2, sb + 8 * 256 + 2 * R + 2 * i, 2);
+    uint8_t *s = blk + 4, *qs = blk + 16;
+    for (int j = 0; j < 8; j++) {
+        const int sc = sb[8 * 256 + 4 * R + j * R + i];
+        const int m = sb[8 * 256 + 4 * R + 8 * R + j * R + i];
+        if (j < 4) {
+            s[j] |= (uint8_t)sc;
+            s[j + 4] |= (uint8_t)m;
+        } else {
+            s[j + 4] = (uint8_t)((sc & 0xF) | (m & 0xF) << 4);
+            s[j - 4] |= (uint8_t)((sc >> 4) << 6);
+            s[j] |= (uint8_t)((m >> 4) << 6);
+        }
+        for (int l = 0; l < BM_QK; l++)
+            qs[32 * (j / 2) + l] |= (uint8_t)(get_nibble(sb + j * 256, i, l) << (4 * (j % 2)));
+    }
+}
+
+static void unpack_q6_K(const uint8_t *sb, int64_t i, uint8_t *blk) {
+    const int64_t R = BM_PACK_ROWS;
+    static const int pos[4] = {4, 6, 0, 2};
+    memset(blk, 0, sizeof(bm_block_q6_K));
+    uint8_t *ql = blk, *qh = blk + 128;
+    float d;
+    memcpy(&d, sb + 8 * 384 + 16 * R + 4 * i, 4);
+    const uint16_t h = bm_f32_to_f16(d);
+    memcpy(blk + 208, &h, 2);
+    for (int e = 0; e < 16; e++) blk[192 + e] = sb[8 * 384 + e * R + i];
+    for (int j = 0; j < 8; j++) {
+        const int c = j / 4, s = j % 4;
+        const uint8_t *hv = sb + j * 384 + 256;
+        for (int l = 0; l < BM_QK; l++) {
+            const int k = l / 4, hi = (hv[((k / 4) * R + i) * 4 + l % 4] >> pos[k % 4]) & 3;
+            ql[64 * c + l + 32 * (s % 2)] |=
+                (uint8_t)(get_nibble(sb + j * 384, i, l) << (4 * (s / 2)));
+            qh[32 * c + l] |= (uint8_t)(hi << (2 * s));
+        }
+    }
+}
+
+void bm_pack_get_block(bm_dtype type, const uint8_t *grp, int64_t n_in, int64_t i, int64_t b,
+                       uint8_t *blk) {
+    if (type == BM_Q4_K) {
+        unpack_q4_K(grp + (size_t)b * BM_PACK_Q4_K_SB, i, blk);
+        return;
+    }
+    if (type == BM_Q6_K) {
+        unpack_q6_K(grp + (size_t)b * BM_PACK_Q6_K_SB, i, blk);
+        return;
+    }
+    const int64_t nb = n_in / BM_QK, R = BM_PACK_ROWS;
+    const bool q8 = type == BM_Q8_0, q5 = type == BM_Q5_0;
+    const size_t cb = q8 ? (size_t)R * BM_QK : (size_t)R * (BM_QK / 2 + (q5 ? 4 : 0));
+    const uint8_t *in = grp + (size_t)b * cb;
+    memcpy(blk, grp + (size_t)nb * cb + (size_t)(b * R + i) * 2, 2);
+    if (q8) {
+        for (int c = 0; c < 8; c++) {
+            uint32_t v;
+            memcpy(&v, in + (c * R + i) * 4, 4);
+            v ^= 0x80808080u;
+            memcpy(blk + 2 + 4 * c, &v, 4);
+        }
+        return;
+    }
+    uint8_t *qs = blk + (q5 ? 6 : 2);
+    for (int l = 0; l < BM_QK / 2; l++)
+        qs[l] = (uint8_t)(get_nibble(in, i, l) | get_nibble(in, i, l + 16) << 4);
+    if (q5) {
+        uint32_t qh = 0;
+        for (int j = 0; j < 4; j++) {
+            const uint8_t v = in[R * BM_QK / 2 + i * 4 + j];
+            for (int c = 0; c < 8; c++) qh |= (uint32_t)((v >> c) & 1) << (4 * c + j);
+        }
+        memcpy(blk + 2, &qh, 4);
+    }
+}

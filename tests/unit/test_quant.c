@@ -2,6 +2,7 @@
  * quantize -> dequantize round trips with per-type relative RMS error bounds on N(0,1) data, zero /
  * constant / extreme blocks, hand-decoded blocks, unaligned buffers, and exhaustive f16 / bf16
  * conversion checks. Bit-exactness against numpy is in tests/ref/test_quant.py. */
+#include "tensor/kernels.h"
 #include "tensor/quant.h"
 
 #include <criterion/criterion.h>
@@ -326,5 +327,58 @@ Test(quant, bf16_rounding_ties) {
     for (uint32_t h = 0; h < 65536; h++) {
         if ((h & 0x7F80) == 0x7F80 && (h & 0x7F)) continue;
         cr_assert_eq(bm_f32_to_bf16(bm_bf16_to_f32((uint16_t)h)), h, "bf16 %04x", h);
+    }
+}
+
+/* Packed groups read back (bm_pack_get_block, bm_tensor_get_row of a packed tensor): every block
+ * of every row equals the original bytes, and a row read from the packed copy equals the row
+ * read from the original bitwise. Rows are random bytes (every code pattern and scale bit,
+ * with finite f16 scales), 37 rows so the last group is partial. */
+Test(quant, packed_rows_read_back_exactly) {
+    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K, BM_Q6_K};
+    const int64_t n_in = 512, n_rows = 37;
+    uint32_t s = 12345;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const bm_dtype type = types[ti];
+        const bm_type_traits *tt = bm_type_traits_get(type);
+        size_t rb;
+        cr_assert(bm_row_bytes(type, n_in, &rb));
+        const size_t gb = bm_pack_group_bytes(type, n_in);
+        cr_assert(gb > 0);
+        uint8_t *w = malloc(rb * (size_t)n_rows), *p = calloc(3, gb);
+        for (size_t i = 0; i < rb * (size_t)n_rows; i++) {
+            s = s * 1664525u + 1013904223u;
+            w[i] = (uint8_t)(s >> 24);
+        }
+        /* f16 scale fields: finite (exponent below 31) so a Q6_K f16 -> f32 -> f16 is exact. */
+        const size_t bb = tt->block_bytes;
+        for (size_t b = 0; b < rb * (size_t)n_rows / bb; b++) {
+            uint8_t *blk = w + b * bb;
+            uint8_t *hi = type == BM_Q6_K ? blk + bb - 1 : blk + 1;
+            *hi &= 0xBF; /* top exponent bit cleared: exponent <= 15, finite */
+            if (type == BM_Q4_K) blk[3] &= 0xBF; /* dmin */
+        }
+        for (int64_t g = 0; g < 3; g++) bm_pack_group(type, w, rb, n_in, n_rows, g, p + g * gb);
+        bm_tensor t = {.type = type, .n_dims = 2, .ne = {n_in, n_rows}, .data = w,
+                       .n_bytes = rb * (size_t)n_rows};
+        float *a = malloc(sizeof(float) * (size_t)n_in), *b2 = malloc(sizeof(float) * n_in);
+        for (int64_t r = 0; r < n_rows; r++) {
+            uint8_t blk[256];
+            for (int64_t b = 0; b < n_in / tt->block_elems; b++) {
+                bm_pack_get_block(type, p + (r / 16) * gb, n_in, r % 16, b, blk);
+                cr_assert(!memcmp(blk, w + (size_t)r * rb + (size_t)b * bb, bb),
+                          "%s row %ld block %ld differs", bm_dtype_name(type), (long)r, (long)b);
+            }
+            t.packed = NULL;
+            bm_tensor_get_row(&t, r, a);
+            t.packed = p;
+            bm_tensor_get_row(&t, r, b2);
+            cr_assert(!memcmp(a, b2, sizeof(float) * (size_t)n_in), "%s row %ld",
+                      bm_dtype_name(type), (long)r);
+        }
+        free(a);
+        free(b2);
+        free(w);
+        free(p);
     }
 }
