@@ -3,8 +3,12 @@
  * min / max over -r repetitions, with in-run context (all measured in this process, after the
  * timed runs, so they are compared like for like):
  *  - tg / read bandwidth: bytes read per generated token (every matmul weight incl. the output
- *    head once, plus the K/V of the average context p + n/2) times tg tok/s, over the best of 5
- *    passes summing a 1 GiB buffer on every thread.
+ *    head once, plus the K/V of the average context p + n/2) times tg tok/s, over the read
+ *    bandwidth of every thread summing a 1 GiB buffer (best of 2 sweeps). Because the
+ *    bandwidth of a shared machine moves by tens of percent within minutes, the ratio comes
+ *    from -r extra generation runs each placed between two probes: a run's ratio uses the mean
+ *    of its two neighbouring probes, and the median over the runs is reported (with the
+ *    median of all probes as bandwidth_gb_s).
  *  - pp / peak: the pp batch costs (multiply-add = 2 ops)
  *        2 * (layer matmul params) * p           q, k, v, o, gate, up, down of every layer
  *      + 2 * (output head params) * 1            bm_model_eval(all=false) runs the head only
@@ -82,27 +86,30 @@ static void bw_run(void *ctx, int ith, int nth) {
     t->sums[ith] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
 }
 
-/* Best of 5 passes over a 1 GiB buffer, GB/s. 0 when it cannot be allocated. */
-static double read_bandwidth(bm_pool *pool) {
+/* A 1 GiB buffer (larger than any last-level cache) filled once; probes sweep it. */
+static uint64_t *bw_buffer(bw_task *t) {
     const size_t bytes = (size_t)1 << 30;
-    static bw_task t;
     uint64_t *buf = aligned_alloc(64, bytes);
-    if (!buf) return 0;
+    if (!buf) return NULL;
     for (size_t i = 0; i < bytes / 8; i++) buf[i] = i;
-    t.buf = buf;
-    t.n = bytes / 8;
+    t->buf = buf;
+    t->n = bytes / 8;
+    return buf;
+}
+
+/* Best of `passes` sweeps of t's buffer on every pool thread, GB/s (0 if the sums vanished). */
+static double bw_probe(bm_pool *pool, bw_task *t, int passes) {
     int nth = bm_pool_n_threads(pool) < 512 ? bm_pool_n_threads(pool) : 512;
     double best = 1e30;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < passes; r++) {
         double t0 = bm_time_now();
-        bm_pool_run(pool, bw_run, &t, nth);
+        bm_pool_run(pool, bw_run, t, nth);
         double dt = bm_time_now() - t0;
         if (dt < best) best = dt;
     }
     uint64_t s = 0;
-    for (int i = 0; i < nth; i++) s += t.sums[i];
-    free(buf);
-    return s == 0 ? 0 : (double)bytes / best / 1e9; /* s != 0 keeps the loop alive */
+    for (int i = 0; i < nth; i++) s += t->sums[i];
+    return s == 0 ? 0 : (double)(t->n * 8) / best / 1e9; /* s != 0 keeps the loop alive */
 }
 
 /* ---- model timing -------------------------------------------------------------------------- */
@@ -323,12 +330,35 @@ int cmd_bench(int argc, char **argv) {
                             (double)bm_model_kv_bytes_per_token(m);
     const double mib = 1024.0 * 1024.0;
 
-    const double bw = read_bandwidth(pool);
+    /* Paired generation runs, each between two bandwidth probes (after the RSS reading). */
+    static bw_task bwt;
+    uint64_t *bwbuf = bw_buffer(&bwt);
+    double bw = 0, tg_ratio = 0, tg_pair_med = 0, probes[65], ratios[64], tg_pair[64];
+    if (bwbuf && n > 0) {
+        probes[0] = bw_probe(pool, &bwt, 3); /* the first sweeps also warm the pages */
+        for (int r = 0; r < reps; r++) {
+            double pp_x;
+            if (time_once(c, nv, (int32_t)p, (int32_t)n, &pp_x, &tg_pair[r], logits, toks,
+                          &err)) {
+                free(bwbuf);
+                goto fail;
+            }
+            probes[r + 1] = bw_probe(pool, &bwt, 2);
+            const double around = (probes[r] + probes[r + 1]) / 2;
+            ratios[r] = around > 0 ? tg_pair[r] * (w_bytes + kv_bytes) / (around * 1e9) : 0;
+        }
+        double lo, hi;
+        spread(probes, (int)reps + 1, &bw, &lo, &hi);
+        spread(ratios, (int)reps, &tg_ratio, &lo, &hi);
+        spread(tg_pair, (int)reps, &tg_pair_med, &lo, &hi);
+    } else if (bwbuf) {
+        bw = bw_probe(pool, &bwt, 5);
+    }
+    free(bwbuf);
     const double peak_i8_after = bm_kernels_peak_gops(pool, true);
     const double peak_f32_after = bm_kernels_peak_gops(pool, false);
     if (peak_i8_after > peak_i8) peak_i8 = peak_i8_after;
     if (peak_f32_after > peak_f32) peak_f32 = peak_f32_after;
-    const double tg_ratio = bw > 0 ? tg_med * (w_bytes + kv_bytes) / (bw * 1e9) : 0;
     const double pp_secs = pp_med > 0 ? (double)p / pp_med : 0;
     const double pp_gops = pp_secs > 0 ? (mm_ops + attn_ops) / pp_secs / 1e9 : 0;
     const double ideal_secs = peak_i8 > 0 && peak_f32 > 0
@@ -349,12 +379,13 @@ int cmd_bench(int argc, char **argv) {
                "\"pp_tok_s\":%.3f,\"pp_tok_s_min\":%.3f,\"pp_tok_s_max\":%.3f,"
                "\"tg_tok_s\":%.3f,\"tg_tok_s_min\":%.3f,\"tg_tok_s_max\":%.3f,"
                "\"bandwidth_gb_s\":%.3f,\"bytes_per_token\":%.0f,\"tg_bandwidth_ratio\":%.4f,"
+               "\"tg_paired_tok_s\":%.3f,"
                "\"pp_gops\":%.3f,\"pp_matmul_gop\":%.4f,\"pp_attn_gop\":%.4f,"
                "\"peak_int8_gops\":%.3f,\"peak_f32_gops\":%.3f,"
                "\"pp_peak_ratio\":%.4f,"
                "\"rss_mib\":%.1f,\"file_mib\":%.1f,\"kv_mib\":%.1f,\"rss_over_file_kv\":%.4f",
                bm_dtype_name(wt), types, nth, kname, p, n, reps, pp_med, pp_min, pp_max, tg_med,
-               tg_min, tg_max, bw, w_bytes + kv_bytes, tg_ratio, pp_gops, mm_ops / 1e9,
+               tg_min, tg_max, bw, w_bytes + kv_bytes, tg_ratio, tg_pair_med, pp_gops, mm_ops / 1e9,
                attn_ops / 1e9, peak_i8, peak_f32, pp_ratio, rss / mib, file_bytes / mib,
                kv_alloc / mib, rss / (file_bytes + kv_alloc));
         if (with_ref)
@@ -370,10 +401,12 @@ int cmd_bench(int argc, char **argv) {
         printf("pp%-4ld %9.2f tok/s  (min %.2f, max %.2f, %ld reps)  %.1f GOP/s "
                "(matmul %.2f + attention %.3f GOP per batch) = %.3f of the measured peak\n",
                p, pp_med, pp_min, pp_max, reps, pp_gops, mm_ops / 1e9, attn_ops / 1e9, pp_ratio);
-        printf("tg%-4ld %9.2f tok/s  (min %.2f, max %.2f)  %.1f MB/token -> %.2f GB/s = %.3f "
-               "of read bandwidth %.2f GB/s\n",
-               n, tg_med, tg_min, tg_max, (w_bytes + kv_bytes) / 1e6,
-               tg_med * (w_bytes + kv_bytes) / 1e9, tg_ratio, bw);
+        printf("tg%-4ld %9.2f tok/s  (min %.2f, max %.2f)  %.1f MB/token -> %.2f GB/s\n", n,
+               tg_med, tg_min, tg_max, (w_bytes + kv_bytes) / 1e6,
+               tg_med * (w_bytes + kv_bytes) / 1e9);
+        printf("       runs between bandwidth probes: %.2f tok/s = %.3f of the read bandwidth "
+               "around each (median of %ld; probes' median %.2f GB/s)\n",
+               tg_pair_med, tg_ratio, reps, bw);
         printf("peak   int8 %.1f GOP/s, f32 FMA %.1f GFLOP/s (%d threads; quantized matmuls "
                "judged against int8, float ones and attention against f32)\n",
                peak_i8, peak_f32, nth);
