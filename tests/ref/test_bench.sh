@@ -34,7 +34,7 @@ errs = []
 def need(cond, msg):
     if not cond: errs.append(msg)
 req = ["model", "type", "threads", "pp_tok_s", "tg_tok_s", "bandwidth_gb_s",
-       "tg_bandwidth_ratio", "pp_peak_ratio", "rss_mib", "file_mib", "kv_mib",
+       "tg_bandwidth_ratio", "tg_paired_tok_s", "pp_peak_ratio", "rss_mib", "file_mib", "kv_mib",
        "peak_int8_gops", "peak_f32_gops", "ref_pp_tok_s", "ref_tg_tok_s",
        "pp_speedup_vs_ref", "tg_speedup_vs_ref"]
 for k in req:
@@ -44,7 +44,8 @@ if not errs:
     need(j["type"] == "q8_0", f"type {j['type']}")
     need(j.get("types") == "q8_0:100%", f"types {j.get('types')}")
     need(j["threads"] == 2, f"threads {j['threads']}")
-    for k in ["pp_tok_s", "tg_tok_s", "bandwidth_gb_s", "ref_pp_tok_s", "ref_tg_tok_s"]:
+    for k in ["pp_tok_s", "tg_tok_s", "tg_paired_tok_s", "bandwidth_gb_s", "ref_pp_tok_s",
+              "ref_tg_tok_s"]:
         need(j[k] > 0, f"{k} = {j[k]} not > 0")
     # A tiny model is cache resident, so tg / DRAM bandwidth may exceed 1 a little, not 2.
     for k in ["tg_bandwidth_ratio", "pp_peak_ratio"]:
