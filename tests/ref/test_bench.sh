@@ -47,9 +47,14 @@ if not errs:
     for k in ["pp_tok_s", "tg_tok_s", "tg_paired_tok_s", "bandwidth_gb_s", "ref_pp_tok_s",
               "ref_tg_tok_s"]:
         need(j[k] > 0, f"{k} = {j[k]} not > 0")
-    # A tiny model is cache resident, so tg / DRAM bandwidth may exceed 1 a little, not 2.
-    for k in ["tg_bandwidth_ratio", "pp_peak_ratio"]:
-        need(0 < j[k] < 2, f"{k} = {j[k]} not in (0, 2)")
+    need(0 < j["pp_peak_ratio"] < 2, f"pp_peak_ratio = {j['pp_peak_ratio']} not in (0, 2)")
+    # A tiny model is cache resident, so its tg / DRAM bandwidth can be anything above 0 (3-4
+    # on a loaded machine); what must hold is that the ratio is the paired runs' tok/s times
+    # the bytes per token over the probes' bandwidth (per-run neighbours vs their median: a
+    # factor 2 either way at most).
+    r = j["tg_bandwidth_ratio"]
+    whole = j["tg_paired_tok_s"] * j["bytes_per_token"] / (j["bandwidth_gb_s"] * 1e9)
+    need(r > 0 and 0.5 < r / whole < 2, f"tg_bandwidth_ratio {r} vs paired runs {whole:.4f}")
     if j.get("kernels") != "ref":
         # int8 peak >= f32 FMA peak on every x86 SIMD level (4 int8 lanes per f32 lane).
         need(j["peak_int8_gops"] > 0 and j["peak_f32_gops"] > 0, "peaks not > 0")
