@@ -10,6 +10,17 @@
 #include <string.h>
 #include <time.h>
 
+json_t *srv_ollama_tool_calls(const bm_toolcalls *tc) {
+    json_t *arr = json_array();
+    for (size_t k = 0; k < tc->n; k++) {
+        json_t *args = json_loads(tc->calls[k].arguments, 0, NULL);
+        json_array_append_new(arr, json_pack("{s:{s:s,s:o}}", "function", "name",
+                                             tc->calls[k].name, "arguments",
+                                             args ? args : json_object()));
+    }
+    return arr;
+}
+
 static enum MHD_Result generate(srv_req *r, bool chat) {
     srv_error e;
     srv_gen g = {0};
@@ -77,15 +88,8 @@ static enum MHD_Result generate(srv_req *r, bool chat) {
         bm_toolcalls tc = {0};
         if (g.has_tools && bm_toolcall_parse(json_string_value(text), json_string_length(text),
                                              &tc, NULL) == BM_OK && tc.n) {
-            json_t *arr = json_array();
-            for (size_t k = 0; k < tc.n; k++) {
-                json_t *args = json_loads(tc.calls[k].arguments, 0, NULL);
-                json_array_append_new(arr, json_pack("{s:{s:s,s:o}}", "function", "name",
-                                                     tc.calls[k].name, "arguments",
-                                                     args ? args : json_object()));
-            }
             json_object_set_new(msg, "content", json_string(tc.content));
-            json_object_set_new(msg, "tool_calls", arr);
+            json_object_set_new(msg, "tool_calls", srv_ollama_tool_calls(&tc));
             json_decref(text);
         } else {
             json_object_set_new(msg, "content", text);

@@ -204,6 +204,9 @@ enum MHD_Result srv_openai_chat(srv_req *r);
 enum MHD_Result srv_openai_completions(srv_req *r);
 enum MHD_Result srv_openai_embeddings(srv_req *r);
 enum MHD_Result srv_openai_models(srv_req *r);
+/* Ollama's message.tool_calls: [{"function": {"name", "arguments": object}}]. */
+struct bm_toolcalls;
+json_t *srv_ollama_tool_calls(const struct bm_toolcalls *tc);
 enum MHD_Result srv_ollama_chat(srv_req *r);
 enum MHD_Result srv_ollama_generate(srv_req *r);
 enum MHD_Result srv_ollama_tags(srv_req *r);

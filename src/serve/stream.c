@@ -2,7 +2,8 @@
  * chunks, a usage chunk on request, then [DONE]) and Ollama NDJSON lines. A libmicrohttpd
  * content-reader callback pulls from the job: it blocks (this connection's own thread) until
  * the engine produced more, and a failed write or a closed socket cancels the job. With tools,
- * text that may start a tool call is held back and sent as delta.tool_calls at the end. */
+ * text that may start a tool call is held back and sent at the end as delta.tool_calls (OpenAI)
+ * or message.tool_calls (Ollama), or as text when it was no call. */
 #include "serve/serve_int.h"
 
 #include "tools/toolcall.h"
@@ -75,16 +76,21 @@ static void emit_openai_delta(srv_stream_st *s, int i, const char *text, size_t 
     emit_json(s, c);
 }
 
-static void emit_ollama(srv_stream_st *s, const char *text, size_t n, const srv_choice *fin) {
+/* One NDJSON line: text (chat: message.content, with tool_calls when given), done with fin. */
+static void emit_ollama(srv_stream_st *s, const char *text, size_t n, json_t *tool_calls,
+                        const srv_choice *fin) {
     char ts[48];
     json_t *o = json_pack("{s:s,s:s}", "model", s->model, "created_at",
                           srv_time_rfc3339(ts, sizeof ts));
     json_t *t = srv_json_text(text ? text : "", text ? n : 0);
-    if (s->kind == SRV_NDJSON_CHAT)
-        json_object_set_new(o, "message", json_pack("{s:s,s:o}", "role", "assistant", "content",
-                                                    t));
-    else
+    if (s->kind == SRV_NDJSON_CHAT) {
+        json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content", t);
+        if (tool_calls) json_object_set_new(msg, "tool_calls", tool_calls);
+        json_object_set_new(o, "message", msg);
+    } else {
+        json_decref(tool_calls);
         json_object_set_new(o, "response", t);
+    }
     json_object_set_new(o, "done", json_boolean(fin != NULL));
     if (fin) {
         double total = bm_time_now() - s->j->t0;
@@ -125,11 +131,12 @@ static void produce(srv_stream_st *s) {
         if (s->has_tools) {
             const char *t = c->text.p ? c->text.p + s->sent[i] : "";
             size_t nt = avail - s->sent[i], lead = 0;
-            while (lead < nt && (t[lead] == ' ' || t[lead] == '\n')) lead++;
+            while (lead < nt && t[lead] && strchr(" \t\r\n", t[lead])) lead++;
             if (s->in_call[i]) {
                 avail = s->sent[i];
-            } else if (s->sent[i] == 0 && lead < nt && t[lead] == '{') {
-                avail = s->sent[i]; /* may be a Llama 3 JSON call: decide at the end */
+            } else if (s->sent[i] == 0 && (lead == nt || t[lead] == '{')) {
+                /* only whitespace so far, or a '{' after it: may be a Llama 3 JSON call */
+                avail = s->sent[i];
             } else {
                 long at = bm_toolcall_find(t, nt);
                 if (at >= 0) {
@@ -153,7 +160,7 @@ static void produce(srv_stream_st *s) {
             const char *t = c->text.p ? c->text.p + s->sent[i] : "";
             size_t n = avail - s->sent[i];
             if (s->kind == SRV_NDJSON_CHAT || s->kind == SRV_NDJSON_GENERATE) {
-                if (n) emit_ollama(s, t, n, NULL);
+                if (n) emit_ollama(s, t, n, NULL, NULL);
                 json_decref(lp);
             } else {
                 emit_openai_delta(s, i, n || s->kind != SRV_SSE_CHAT ? t : NULL, n, lp, NULL,
@@ -171,12 +178,21 @@ static void produce(srv_stream_st *s) {
                 if (bm_toolcall_parse(rest, nrest, &tc, NULL) == BM_OK && tc.n) {
                     char base[64];
                     snprintf(base, sizeof base, "%s%d", s->id + 9, i);
-                    tcj = tool_calls_json(&tc, base, true);
                     calls = true;
-                    if (tc.content[0] && s->kind == SRV_SSE_CHAT)
-                        emit_openai_delta(s, i, tc.content, strlen(tc.content), NULL, NULL, NULL);
+                    if (s->kind == SRV_NDJSON_CHAT) {
+                        /* Ollama: one message line with the calls (and any text before them) */
+                        emit_ollama(s, tc.content, strlen(tc.content), srv_ollama_tool_calls(&tc),
+                                    NULL);
+                    } else {
+                        tcj = tool_calls_json(&tc, base, true);
+                        if (tc.content[0] && s->kind == SRV_SSE_CHAT)
+                            emit_openai_delta(s, i, tc.content, strlen(tc.content), NULL, NULL,
+                                              NULL);
+                    }
                 } else if (s->kind == SRV_SSE_CHAT) {
                     emit_openai_delta(s, i, rest, nrest, NULL, NULL, NULL);
+                } else if (s->kind == SRV_NDJSON_CHAT) {
+                    emit_ollama(s, rest, nrest, NULL, NULL); /* held back, not a call after all */
                 }
                 bm_toolcalls_fini(&tc);
                 s->sent[i] = c->text.n;
@@ -193,7 +209,7 @@ static void produce(srv_stream_st *s) {
                                   srv_finish_name(c->finish, calls));
             } else {
                 json_decref(tcj);
-                emit_ollama(s, NULL, 0, c);
+                emit_ollama(s, NULL, 0, NULL, c);
             }
             s->final_sent[i] = true;
             s->n_final++;

@@ -87,6 +87,43 @@ try {
       num_predict: 4 }, stream: false });
     assert.equal(s.status, 200);
   });
+  // A grammar (format = JSON schema) forces a Llama 3 style JSON tool call out of the random
+  // model; with tools given, streaming must hold it back and send it as message.tool_calls,
+  // the same as stream:false, and a JSON answer that is not a call must lose no text.
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' } },
+      required: ['city'] } } }];
+  const callSchema = { type: 'object', properties: { name: { const: 'get_weather' },
+    parameters: { type: 'object', properties: { city: { enum: ['Paris', '北京'] } },
+      required: ['city'], additionalProperties: false } },
+  required: ['name', 'parameters'], additionalProperties: false };
+  const topts = { temperature: 0, num_predict: 64, seed: 1 };
+  await check('/api/chat tool calls, streamed and not', async () => {
+    const body = { model: MODEL, messages, tools, format: callSchema, options: topts };
+    const whole = await (await post('/api/chat', { ...body, stream: false })).json();
+    const calls = whole.message.tool_calls;
+    assert.ok(Array.isArray(calls) && calls.length === 1, JSON.stringify(whole.message));
+    assert.equal(calls[0].function.name, 'get_weather');
+    assert.ok(['Paris', '北京'].includes(calls[0].function.arguments.city));
+    const lines = await ndjson(await post('/api/chat', body));
+    checkFinal(lines[lines.length - 1], 64);
+    const streamed = lines.filter((l) => l.message && l.message.tool_calls);
+    assert.equal(streamed.length, 1, JSON.stringify(lines));
+    assert.deepEqual(streamed[0].message.tool_calls, calls);
+    assert.equal(lines.map((l) => l.message.content).join(''), whole.message.content);
+  });
+  await check('/api/chat with tools: a JSON answer that is no call keeps its text', async () => {
+    const schema = { type: 'object', properties: { answer: { enum: ['yes', '是'] } },
+      required: ['answer'], additionalProperties: false };
+    const body = { model: MODEL, messages, tools, format: schema, options: topts };
+    const whole = await (await post('/api/chat', { ...body, stream: false })).json();
+    assert.equal(whole.message.tool_calls, undefined);
+    const ans = JSON.parse(whole.message.content).answer;
+    assert.ok(['yes', '是'].includes(ans));
+    const lines = await ndjson(await post('/api/chat', body));
+    assert.equal(lines.map((l) => l.message.content).join(''), whole.message.content);
+    assert.ok(lines.every((l) => !l.message.tool_calls));
+  });
   await check('/api/tags, /api/show, /api/version', async () => {
     const tags = await (await fetch(srv.url + '/api/tags')).json();
     assert.equal(tags.models[0].name, MODEL);
