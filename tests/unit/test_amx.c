@@ -319,30 +319,41 @@ static void nudged_q4_0(const bm_mm_args *a, int64_t r0, int64_t r1) {
     if (r0 == 0 && a->n_tok > 3) a->y[3 * a->ldy + 1] = nextafterf(a->y[3 * a->ldy + 1], INFINITY);
 }
 
-/* The startup self-check passes the emulated kernels and fails broken ones: TDPBSSD where
- * TDPBSUD belongs (Q8_0's codes >= 128 turn negative), one output 1 ulp off. */
+/* The startup self-check passes the emulated kernels and fails broken ones: the wrong
+ * signedness (TDPBSSD for Q8_0, whose codes >= 128 turn negative; TDPBSUD for Q4_0 / Q5_0,
+ * whose negative values turn >= 128), each type alone, and one output 1 ulp off. */
 Test(amx, selfcheck_accepts_good_and_rejects_broken_kernels) {
     if (!have_vnni()) return;
     cr_assert(bm_amx_selfcheck(emu_q8_0, emu_q4_0, emu_q5_0));
     cr_assert(bm_amx_selfcheck(bm_mmp_q8_0_vnni, bm_mmp_q4_0_vnni, bm_mmp_q5_0_vnni));
-    amx_emu.force_ssd = true;
-    cr_assert(!bm_amx_selfcheck(emu_q8_0, emu_q4_0, emu_q5_0));
-    amx_emu.force_ssd = false;
+    amx_emu.swap_sign = true;
+    cr_assert(!bm_amx_selfcheck(emu_q8_0, bm_mmp_q4_0_vnni, bm_mmp_q5_0_vnni));
+    cr_assert(!bm_amx_selfcheck(bm_mmp_q8_0_vnni, emu_q4_0, bm_mmp_q5_0_vnni));
+    cr_assert(!bm_amx_selfcheck(bm_mmp_q8_0_vnni, bm_mmp_q4_0_vnni, emu_q5_0));
+    amx_emu.swap_sign = false;
     cr_assert(!bm_amx_selfcheck(emu_q8_0, nudged_q4_0, emu_q5_0));
     cr_assert(!bm_amx_selfcheck(emu_q8_0, emu_q4_0, NULL));
 }
 
-/* The deliberately wrong TDPBSSD is caught by the reference comparison too. */
+/* The deliberately wrong signedness is caught by the reference comparison too, in most of the
+ * outputs of the AMX tile (tokens 0..15) and in none of the VNNI token 16. */
 Test(amx, wrong_signedness_fails_the_reference_bound) {
     if (!have_vnni()) return;
-    mcase c = make_case(BM_Q8_0, 256, 33, 17);
-    amx_emu.force_ssd = true;
-    run(&c, emu_q8_0, c.y, 0, 33);
-    amx_emu.force_ssd = false;
-    int bad = 0;
-    for (int64_t q = 0; q < 16 * 33; q++) bad += fabs((double)c.y[q] - c.yref[q]) > c.bound[q];
-    cr_assert(bad > 16 * 33 / 2, "only %d of %d outputs off", bad, 16 * 33);
-    free_case(&c);
+    for (int ti = 0; ti < 3; ti++) {
+        mcase c = make_case(TYPES[ti], 256, 33, 17);
+        amx_emu.swap_sign = true;
+        run(&c, EMU[ti], c.y, 0, 33);
+        amx_emu.swap_sign = false;
+        int bad = 0, bad_last = 0;
+        for (int64_t q = 0; q < 17 * 33; q++) {
+            const bool off = fabs((double)c.y[q] - c.yref[q]) > c.bound[q];
+            bad += off;
+            bad_last += off && q >= 16 * 33;
+        }
+        cr_assert(bad > 16 * 33 / 2 && bad_last == 0, "%s: %d of %d outputs off, %d in VNNI's",
+                  bm_dtype_name(TYPES[ti]), bad, 16 * 33, bad_last);
+        free_case(&c);
+    }
 }
 
 /* Real AMX: the dispatcher's decision, and on an AMX CPU the real kernels through every check

@@ -21,7 +21,7 @@ typedef struct amx_emu_state {
     uint8_t t[8][16][64]; /* tile data, rows x 64 bytes */
     /* Counters and fault injection for the tests. */
     long n_cfg, n_load, n_dp, n_store, n_release;
-    bool force_ssd; /* run TDPBSUD as TDPBSSD (a deliberately wrong kernel) */
+    bool swap_sign; /* run TDPBSUD as TDPBSSD and back (a deliberately wrong kernel) */
 } amx_emu_state;
 
 static _Thread_local amx_emu_state amx_emu;
@@ -138,8 +138,8 @@ static inline void amx_emu_release(void) {
 #define TILE_CFG(p) amx_emu_loadconfig(p)
 #define TILE_LOAD(t, p, stride) amx_emu_loadd(t, p, stride)
 #define TILE_ZERO(t) amx_emu_zero(t)
-#define TILE_DPBSUD(c, x, y) amx_emu_dp(true, amx_emu.force_ssd, c, x, y)
-#define TILE_DPBSSD(c, x, y) amx_emu_dp(true, true, c, x, y)
+#define TILE_DPBSUD(c, x, y) amx_emu_dp(true, amx_emu.swap_sign, c, x, y)
+#define TILE_DPBSSD(c, x, y) amx_emu_dp(true, !amx_emu.swap_sign, c, x, y)
 #define TILE_STORE(t, p, stride) amx_emu_stored(t, p, stride)
 #define TILE_RELEASE() amx_emu_release()
 
