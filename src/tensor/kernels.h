@@ -153,10 +153,17 @@ float bm_dot_f32_ref(const float *a, const float *b, int64_t n);
 void bm_axpy_f32_ref(float s, const float *x, float *y, int64_t n);
 
 /* ---- AMX availability (x86/amx_check.c) ------------------------------------------------ */
-enum { BM_AMX_NO_CPU = 0, BM_AMX_NO_PERM = 1, BM_AMX_CHECK_FAILED = 2, BM_AMX_OK = 3 };
+enum {
+    BM_AMX_NO_CPU = 0,
+    BM_AMX_NO_PERM = 1,
+    BM_AMX_CHECK_FAILED = 2,
+    BM_AMX_OK = 3,
+    BM_AMX_OFF = 4 /* not probed: BM_KERNELS names a lower level */
+};
 /* Once, by dispatch: cpuid (AMX-TILE, AMX-INT8, AVX-512 VNNI), the Linux permission for the
  * tile state (arch_prctl ARCH_REQ_XCOMP_PERM), then bm_amx_selfcheck on the AMX kernels.
- * Returns BM_AMX_OK only when all three pass. */
+ * Returns BM_AMX_OK only when all three pass. With BM_KERNELS set to a level below amx nothing
+ * is probed or run (a way around AMX kernels that would fault on some CPU). */
 int bm_amx_probe(void);
 /* What bm_amx_probe found (BM_AMX_NO_CPU before it ran). */
 int bm_amx_state(void);

@@ -3,9 +3,11 @@
  * data state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), confirmed with
  * ARCH_GET_XCOMP_PERM), then a self-check of the AMX kernels against the scalar reference on
  * small exact cases, so a kernel that is wrong on some CPU falls back to vnni instead of giving
- * wrong answers. Built with baseline flags (calls the AMX kernels only after the checks). */
+ * wrong answers. BM_KERNELS set to a lower level skips all of it. Built with baseline flags
+ * (calls the AMX kernels only after the checks). */
 #include "tensor/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if !defined(BM_NO_SIMD) && defined(__x86_64__) && defined(__linux__)
@@ -109,6 +111,8 @@ bool bm_amx_selfcheck(bm_mm_fn q8_0, bm_mm_fn q4_0, bm_mm_fn q5_0) {
 
 int bm_amx_probe(void) {
 #ifdef AMX_POSSIBLE
+    const char *env = getenv("BM_KERNELS");
+    if (env && *env && strcmp(env, "amx") != 0) return amx_state = BM_AMX_OFF;
     unsigned ea, eb, ec, ed;
     __builtin_cpu_init();
     if (!__get_cpuid_count(7, 0, &ea, &eb, &ec, &ed) || !((ed >> 24) & 1) || !((ed >> 25) & 1) ||
@@ -136,6 +140,7 @@ const char *bm_amx_state_name(int state) {
     case BM_AMX_NO_PERM: return "the OS did not grant the AMX tile state (arch_prctl)";
     case BM_AMX_CHECK_FAILED: return "AMX kernels failed the self-check; using vnni";
     case BM_AMX_OK: return "AMX in use";
+    case BM_AMX_OFF: return "AMX not probed (BM_KERNELS below amx)";
     default: return "unknown";
     }
 }
