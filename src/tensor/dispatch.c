@@ -1,14 +1,16 @@
 /* Kernel table: filled once (pthread_once) from the CPU's features. Levels: ref (scalar C),
- * avx2 (AVX2+FMA+F16C), vnni (adds AVX-512F/BW/VL + VNNI for the int8 dot products).
- * BM_KERNELS=ref|avx2|vnni caps the level (an unknown or unsupported value falls back to the
- * best the CPU has, capped by what was asked). Built with BM_NO_SIMD only ref exists. */
+ * avx2 (AVX2+FMA+F16C), vnni (adds AVX-512F/BW/VL + VNNI for the int8 dot products), amx
+ * (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when bm_amx_probe grants
+ * and self-checks them). BM_KERNELS=ref|avx2|vnni|amx caps the level (an unknown or
+ * unsupported value falls back to the best the CPU has, capped by what was asked). Built with
+ * BM_NO_SIMD only ref exists. */
 #include "tensor/kernels.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "vnni"};
+static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "vnni", "amx"};
 
 static bm_kernels tables[BM_LVL_COUNT];
 static int max_level;
@@ -23,7 +25,7 @@ static int cpu_level(void) {
         return BM_LVL_REF;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return BM_LVL_VNNI;
+        return bm_amx_probe() == BM_AMX_OK ? BM_LVL_AMX : BM_LVL_VNNI;
     return BM_LVL_AVX2;
 #else
     return BM_LVL_REF;
@@ -86,6 +88,11 @@ static void fill(bm_kernels *k, int lvl) {
         k->mm[BM_F16] = bm_mm_f16_vnni;
         k->mm[BM_BF16] = __builtin_cpu_supports("avx512bf16") ? bm_mm_bf16_avx512bf16
                                                               : bm_mm_bf16_vnni;
+    }
+    if (lvl >= BM_LVL_AMX) {
+        k->mmp[BM_Q8_0] = bm_mmp_q8_0_amx;
+        k->mmp[BM_Q4_0] = bm_mmp_q4_0_amx;
+        k->mmp[BM_Q5_0] = bm_mmp_q5_0_amx;
     }
 #endif
 }

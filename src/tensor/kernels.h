@@ -7,8 +7,9 @@
 
 #include "baimo/tensor.h"
 
-/* ISA levels, each implying the ones before it. */
-enum { BM_LVL_REF = 0, BM_LVL_AVX2 = 1, BM_LVL_VNNI = 2, BM_LVL_COUNT = 3 };
+/* ISA levels, each implying the ones before it. amx (tile int8 packed kernels on top of vnni)
+ * only when the tile state is granted and the self-check passes (x86/amx_check.c). */
+enum { BM_LVL_REF = 0, BM_LVL_AVX2 = 1, BM_LVL_VNNI = 2, BM_LVL_AMX = 3, BM_LVL_COUNT = 4 };
 
 /* Activation formats. */
 enum {
@@ -156,6 +157,28 @@ void bm_mm_q8_ref(bm_dtype wt, const bm_mm_args *a, bool u8, int64_t r0, int64_t
 float bm_dot_f32_ref(const float *a, const float *b, int64_t n);
 void bm_axpy_f32_ref(float s, const float *x, float *y, int64_t n);
 
+/* ---- AMX availability (x86/amx_check.c) ------------------------------------------------ */
+enum {
+    BM_AMX_NO_CPU = 0,
+    BM_AMX_NO_PERM = 1,
+    BM_AMX_CHECK_FAILED = 2,
+    BM_AMX_OK = 3,
+    BM_AMX_OFF = 4 /* not probed: BM_KERNELS names a lower level */
+};
+/* Once, by dispatch: cpuid (AMX-TILE, AMX-INT8, AVX-512 VNNI), the Linux permission for the
+ * tile state (arch_prctl ARCH_REQ_XCOMP_PERM), then bm_amx_selfcheck on the AMX kernels.
+ * Returns BM_AMX_OK only when all three pass. With BM_KERNELS set to a level below amx nothing
+ * is probed or run (a way around AMX kernels that would fault on some CPU). */
+int bm_amx_probe(void);
+/* What bm_amx_probe found (BM_AMX_NO_CPU before it ran). */
+int bm_amx_state(void);
+const char *bm_amx_state_name(int state);
+/* Small packed Q8_0, Q4_0 and Q5_0 matmuls (two row groups, the second partial; 17 tokens: one
+ * full tile and one left over) through the given packed kernels against bm_mm_q8_ref; scales
+ * are powers of two and codes small, so every float step is exact and the results must be
+ * equal. True when all agree. */
+bool bm_amx_selfcheck(bm_mm_fn q8_0, bm_mm_fn q4_0, bm_mm_fn q5_0);
+
 /* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */
 #ifndef BM_NO_SIMD
 void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
@@ -194,6 +217,11 @@ void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* AMX tiles for whole 16-token tiles, the rest through the _vnni kernel: bitwise the _vnni
+ * kernel's results (mmp_amx.c, mmp_amx.h). Need the tile permission (bm_amx_probe). */
+void bm_mmp_q8_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* 512-bit float-weight kernels, f32 activations (mm_float_vnni.c). */
 void bm_mm_f32_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);

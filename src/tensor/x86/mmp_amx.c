@@ -1,0 +1,25 @@
+/* AMX int8 kernels over packed Q8_0 / Q4_0 / Q5_0 weights: the body of mmp_amx.h on the real
+ * tile instructions (LDTILECFG, TILELOADD, TILEZERO, TDPBSUD, TDPBSSD, TILESTORED,
+ * TILERELEASE). Only called once amx_check.c has been granted the tile state by the kernel and
+ * the self-check has passed; built with -mamx-tile -mamx-int8 and AVX-512 VNNI. */
+#include "tensor/x86/mmp.h"
+
+#define TILE_CFG(p) _tile_loadconfig(p)
+#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+#define TILE_ZERO(t) _tile_zero(t)
+#define TILE_DPBSUD(c, x, y) _tile_dpbsud(c, x, y)
+#define TILE_DPBSSD(c, x, y) _tile_dpbssd(c, x, y)
+#define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
+#define TILE_RELEASE() _tile_release()
+
+#include "tensor/x86/mmp_amx.h"
+
+void bm_mmp_q8_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1) {
+    amx_drive(a, r0, r1, 0, bm_mmp_q8_0_vnni);
+}
+void bm_mmp_q4_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1) {
+    amx_drive(a, r0, r1, 1, bm_mmp_q4_0_vnni);
+}
+void bm_mmp_q5_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1) {
+    amx_drive(a, r0, r1, 2, bm_mmp_q5_0_vnni);
+}
