@@ -2,9 +2,10 @@
  * AVX-512 VNNI for the kernels' float part and fallback), the Linux permission for the tile
  * data state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), confirmed with
  * ARCH_GET_XCOMP_PERM), then a self-check of the AMX kernels against the scalar reference on
- * small exact cases, so a kernel that is wrong on some CPU falls back to vnni instead of giving
- * wrong answers. BM_KERNELS set to a lower level skips all of it. Built with baseline flags
- * (calls the AMX kernels only after the checks). */
+ * small exact cases, first in a forked child (a kernel that faults cannot take the process
+ * down), so a kernel that is wrong on some CPU falls back to vnni instead of giving wrong
+ * answers. BM_KERNELS set to a lower level skips all of it. Built with baseline flags (calls
+ * the AMX kernels only after the checks). */
 #include "tensor/kernels.h"
 
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #if !defined(BM_NO_SIMD) && defined(__x86_64__) && defined(__linux__)
 #include <cpuid.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #define AMX_POSSIBLE 1
 #define ARCH_GET_XCOMP_PERM 0x1022
@@ -124,6 +126,15 @@ int bm_amx_probe(void) {
         syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &perm) != 0 ||
         !(perm & (1ul << XFEATURE_XTILEDATA)))
         return amx_state = BM_AMX_NO_PERM;
+    /* First in a child process: a tile configuration or encoding this CPU rejects (never run
+     * on real AMX hardware here) then kills only the child, and the level falls back. */
+    const pid_t pid = fork();
+    if (pid == 0)
+        _exit(bm_amx_selfcheck(bm_mmp_q8_0_amx, bm_mmp_q4_0_amx, bm_mmp_q5_0_amx) ? 0 : 1);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return amx_state = BM_AMX_CHECK_FAILED;
     if (!bm_amx_selfcheck(bm_mmp_q8_0_amx, bm_mmp_q4_0_amx, bm_mmp_q5_0_amx))
         return amx_state = BM_AMX_CHECK_FAILED;
     return amx_state = BM_AMX_OK;
