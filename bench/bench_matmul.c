@@ -3,8 +3,10 @@
  * measured in the same run, and OpenBLAS sgemm for F32. Warm-up, then median and min of the
  * repetitions; an output checksum and the max difference to the reference catch a fast wrong
  * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--types a,b]
- * [--level ref|avx2|vnni] [--json]; --level picks the fast level measured (default: the best
- * the CPU has). */
+ * [--level ref|avx2|avxvnni|vnni|avxvnni-evex] [--pack] [--json]; --level picks the fast level
+ * measured (default: the best the CPU has; avxvnni-evex: the avxvnni sources built with EVEX
+ * vpdpbusd, for CPUs with AVX-512 VNNI but not AVX-VNNI); --pack measures the fast level on the
+ * weights repacked for it (bm_tensor_pack, as a model load does) where it has a packed layout. */
 #include "baimo/tensor.h"
 #include "tensor/kernels.h"
 
@@ -61,7 +63,7 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
 int main(int argc, char **argv) {
     int64_t n_in = 4096, n_out = 8192, n_out_pp = 1024;
     int threads = 2, reps = 10;
-    bool json = false;
+    bool json = false, pack = false;
     const char *type_list = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n-in") && i + 1 < argc) n_in = atoll(argv[++i]);
@@ -69,11 +71,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--pack")) pack = true;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
         else if (!strcmp(argv[i], "--level") && i + 1 < argc) level = argv[++i];
         else {
             fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] "
-                            "[--types q4_K,q6_K] [--level ref|avx2|vnni] [--json]\n");
+                            "[--types q4_K,q6_K] [--level ref|avx2|avxvnni|vnni|avxvnni-evex] "
+                            "[--pack] [--json]\n");
             return 2;
         }
     }
@@ -88,7 +92,9 @@ int main(int argc, char **argv) {
     if (level) {
         int l = 0;
         while (l < BM_LVL_COUNT && strcmp(level, bm_kernels_level_name(l))) l++;
-        if (l > fast) {
+        if (l == BM_LVL_COUNT && !strcmp(level, bm_kernels_level_name(BM_LVL_AVXVNNI_EVEX)))
+            l = BM_LVL_AVXVNNI_EVEX;
+        if (!bm_kernels_at(l)) {
             fprintf(stderr, "bench_matmul: level '%s' unknown or not supported here (best: %s)\n",
                     level, bm_kernels_level_name(fast));
             return 2;
@@ -120,9 +126,10 @@ int main(int argc, char **argv) {
     void *scr = aligned_alloc(64, (sb + 63) & ~(size_t)63);
     if (!json)
         printf("bench_matmul: n_in %lld, n_out %lld (n_tok=1) / %lld (n_tok=128), %d threads, "
-               "kernels %s, %d reps\n%-5s %4s %10s %9s %9s %9s %8s %9s %14s\n",
+               "kernels %s%s, %d reps\n%-5s %4s %10s %9s %9s %9s %8s %9s %14s\n",
                (long long)n_in, (long long)n_out, (long long)n_out_pp, threads,
-               bm_kernels_level_name(fast), reps, "type", "ntok", "med_ms", "GB/s", "GFLOP/s",
+               bm_kernels_level_name(fast), pack ? " (packed weights where it has a layout)" : "",
+               reps, "type", "ntok", "med_ms", "GB/s", "GFLOP/s",
                "ref_GF/s", "speedup", "rel_diff", "checksum");
     else
         printf("[");
@@ -141,6 +148,14 @@ int main(int argc, char **argv) {
             bm_tensor w = {.type = types[ti], .n_dims = 2, .ne = {n_in, no}, .data = wd,
                            .n_bytes = rb * (size_t)no};
             bm_kernels_set_level(fast);
+            void *pbuf = NULL;
+            size_t pbytes;
+            bm_err err = {0};
+            if (pack && bm_tensor_packable(&w) &&
+                bm_tensor_pack(&w, pool, NULL, NULL, &pbuf, &pbytes, &err) != BM_OK) {
+                fprintf(stderr, "bench_matmul: %s\n", err.msg);
+                return 1;
+            }
             stat sf = timeit(pool, &w, x, nt, y, scr, reps);
             bm_kernels_set_level(BM_LVL_REF);
             stat sr = timeit(pool, &w, x, nt, yr, scr, nt == 1 ? reps : 3);
@@ -177,6 +192,7 @@ int main(int argc, char **argv) {
                 printf("\n");
             }
             fflush(stdout);
+            free(pbuf);
         }
         free(wd);
     }

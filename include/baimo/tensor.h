@@ -167,8 +167,8 @@ const char *bm_kernels_name(void);
  * f32 FMA. Runs about 0.1 s of register-only loops; 0 for the scalar reference. For
  * benchmarks. */
 double bm_kernels_peak_gops(bm_pool *pool, bool int8);
-/* Switches the kernel family to name ("ref", "avx2", "vnni"), for benchmarks and tests; false
- * (nothing changed) when unknown or not supported by this CPU. Not thread-safe with running
+/* Switches the kernel family to name ("ref", "avx2", "avxvnni", "vnni"), for benchmarks and tests;
+ * false (nothing changed) when unknown or not supported by this CPU. Not thread-safe with running
  * matmuls. */
 bool bm_kernels_use(const char *name);
 

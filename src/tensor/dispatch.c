@@ -1,8 +1,10 @@
 /* Kernel table: filled once (pthread_once) from the CPU's features. Levels: ref (scalar C),
- * avx2 (AVX2+FMA+F16C), vnni (adds AVX-512F/BW/VL + VNNI for the int8 dot products), amx
- * (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when bm_amx_probe grants
- * and self-checks them). BM_KERNELS=ref|avx2|vnni|amx caps the level (an unknown or
- * unsupported value falls back to the best the CPU has, capped by what was asked). Built with
+ * avx2 (AVX2+FMA+F16C), avxvnni (adds VEX-encoded 256-bit vpdpbusd for the int8 dot products:
+ * Alder Lake and later client cores), vnni (AVX2 + AVX-512F/BW/VL + VNNI; preferred where both
+ * exist), amx (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when
+ * bm_amx_probe grants and self-checks them). BM_KERNELS=ref|avx2|avxvnni|vnni|amx caps the
+ * level (an unknown value falls back to the best the CPU has; otherwise the best available
+ * level at or below the one asked). Built with
  * BM_NO_SIMD only ref exists. */
 #include "tensor/kernels.h"
 
@@ -10,27 +12,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "vnni", "amx"};
+static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "avxvnni", "vnni", "amx"};
 
 static bm_kernels tables[BM_LVL_COUNT];
+static bool avail[BM_LVL_COUNT];
+static bm_kernels evex_twin; /* BM_LVL_AVXVNNI_EVEX */
+static bool have_twin;
 static int max_level;
 static const bm_kernels *current;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static int cpu_level(void) {
+/* Marks the levels the CPU has in avail[]. */
+static void cpu_levels(void) {
+    avail[BM_LVL_REF] = true;
 #if !defined(BM_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
           __builtin_cpu_supports("f16c")))
-        return BM_LVL_REF;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return bm_amx_probe() == BM_AMX_OK ? BM_LVL_AMX : BM_LVL_VNNI;
-    return BM_LVL_AVX2;
-#else
-    return BM_LVL_REF;
+        return;
+    avail[BM_LVL_AVX2] = true;
+    avail[BM_LVL_AVXVNNI] = __builtin_cpu_supports("avxvnni"); /* CPUID.(7,1):EAX[4] */
+    avail[BM_LVL_VNNI] = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512vnni");
+    avail[BM_LVL_AMX] = avail[BM_LVL_VNNI] && bm_amx_probe() == BM_AMX_OK;
 #endif
 }
+
+#ifndef BM_NO_SIMD
+/* The avxvnni level's int8 kernels over an avx2 table; evex: the test twin, the same sources
+ * built with EVEX vpdpbusd (the vnni level's 256-bit row kernels, the _vnni256 packed ones). */
+static void fill_avxvnni(bm_kernels *k, bool evex) {
+#define PICK(f, e) (evex ? f##e : f##avxvnni)
+    k->act_u8 = true;
+    k->mm[BM_Q8_0] = PICK(bm_mm_q8_0_, vnni);
+    k->mm[BM_Q4_0] = PICK(bm_mm_q4_0_, vnni);
+    k->mm[BM_Q5_0] = PICK(bm_mm_q5_0_, vnni);
+    k->mm[BM_Q4_1] = PICK(bm_mm_q4_1_, vnni);
+    k->mm[BM_Q5_1] = PICK(bm_mm_q5_1_, vnni);
+    k->mm[BM_Q3_K] = PICK(bm_mm_q3_K_, vnni);
+    k->mm[BM_Q4_K] = PICK(bm_mm_q4_K_, vnni);
+    k->mm[BM_Q5_K] = PICK(bm_mm_q5_K_, vnni);
+    k->mm[BM_Q6_K] = PICK(bm_mm_q6_K_, vnni);
+    k->mm[BM_Q2_K] = PICK(bm_mm_q2_K_, vnni);
+    k->mmp[BM_Q8_0] = PICK(bm_mmp_q8_0_, vnni256);
+    k->mmp[BM_Q4_0] = PICK(bm_mmp_q4_0_, vnni256);
+    k->mmp[BM_Q5_0] = PICK(bm_mmp_q5_0_, vnni256);
+#undef PICK
+}
+#endif
 
 static void fill(bm_kernels *k, int lvl) {
     memset(k, 0, sizeof *k);
@@ -67,6 +97,7 @@ static void fill(bm_kernels *k, int lvl) {
                                       BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
         for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
     }
+    if (lvl == BM_LVL_AVXVNNI) fill_avxvnni(k, false);
     if (lvl >= BM_LVL_VNNI) {
         k->act_u8 = true;
         k->mm[BM_Q8_0] = bm_mm_q8_0_vnni;
@@ -98,13 +129,27 @@ static void fill(bm_kernels *k, int lvl) {
 }
 
 static void init(void) {
-    max_level = cpu_level();
-    for (int l = 0; l <= max_level; l++) fill(&tables[l], l);
+    cpu_levels();
+    for (int l = 0; l < BM_LVL_COUNT; l++)
+        if (avail[l]) {
+            fill(&tables[l], l);
+            max_level = l;
+        }
+#ifndef BM_NO_SIMD
+    if (avail[BM_LVL_VNNI]) {
+        fill(&evex_twin, BM_LVL_AVX2);
+        fill_avxvnni(&evex_twin, true);
+        evex_twin.name = "avxvnni-evex";
+        evex_twin.level = BM_LVL_AVXVNNI_EVEX;
+        have_twin = true;
+    }
+#endif
     int lvl = max_level;
     const char *env = getenv("BM_KERNELS");
     if (env && *env)
         for (int l = 0; l < BM_LVL_COUNT; l++)
-            if (!strcmp(env, level_names[l]) && l < lvl) lvl = l;
+            if (!strcmp(env, level_names[l]))
+                for (lvl = l < lvl ? l : lvl; !avail[lvl];) lvl--;
     current = &tables[lvl];
 }
 
@@ -120,17 +165,18 @@ int bm_kernels_max_level(void) {
 
 const bm_kernels *bm_kernels_at(int lvl) {
     pthread_once(&once, init);
-    return lvl >= 0 && lvl <= max_level ? &tables[lvl] : NULL;
+    if (lvl == BM_LVL_AVXVNNI_EVEX) return have_twin ? &evex_twin : NULL;
+    return lvl >= 0 && lvl < BM_LVL_COUNT && avail[lvl] ? &tables[lvl] : NULL;
 }
 
 bool bm_kernels_set_level(int lvl) {
-    pthread_once(&once, init);
-    if (lvl < 0 || lvl > max_level) return false;
-    current = &tables[lvl];
-    return true;
+    const bm_kernels *k = bm_kernels_at(lvl);
+    if (k) current = k;
+    return k != NULL;
 }
 
 const char *bm_kernels_level_name(int lvl) {
+    if (lvl == BM_LVL_AVXVNNI_EVEX) return "avxvnni-evex";
     return lvl >= 0 && lvl < BM_LVL_COUNT ? level_names[lvl] : "unknown";
 }
 
@@ -150,6 +196,8 @@ static void peak_run(void *ctx, int ith, int nth) {
 #ifndef BM_NO_SIMD
     if (p->level >= BM_LVL_VNNI) ops = p->int8 ? bm_probe_int8_vnni(p->iters)
                                                : bm_probe_fma_vnni(p->iters);
+    else if (p->level == BM_LVL_AVXVNNI)
+        ops = p->int8 ? bm_probe_int8_avxvnni(p->iters) : bm_probe_fma_avx2(p->iters);
     else ops = p->int8 ? bm_probe_int8_avx2(p->iters) : bm_probe_fma_avx2(p->iters);
 #endif
     p->ops[ith] = ops;
@@ -165,6 +213,7 @@ double bm_kernels_peak_gops(bm_pool *pool, bool int8) {
     const int nth = bm_pool_n_threads(pool) < 512 ? bm_pool_n_threads(pool) : 512;
     p.int8 = int8;
     p.level = bm_kernels_get()->level;
+    if (p.level == BM_LVL_AVXVNNI_EVEX) p.level = BM_LVL_VNNI; /* test twin: its CPU has vnni */
     if (p.level == BM_LVL_REF) return 0;
     p.iters = 1 << 23;
     bm_pool_run(pool, peak_run, &p, nth); /* warm-up */

@@ -7,9 +7,24 @@
 
 #include "baimo/tensor.h"
 
-/* ISA levels, each implying the ones before it. amx (tile int8 packed kernels on top of vnni)
- * only when the tile state is granted and the self-check passes (x86/amx_check.c). */
-enum { BM_LVL_REF = 0, BM_LVL_AVX2 = 1, BM_LVL_VNNI = 2, BM_LVL_AMX = 3, BM_LVL_COUNT = 4 };
+/* ISA levels. Each implies the ones before it except avxvnni (AVX2 + VEX-encoded 256-bit
+ * vpdpbusd, e.g. Alder Lake), which CPUs with AVX-512 VNNI may lack: a level is available when
+ * the CPU has it (bm_kernels_at), the best available one is used. amx (tile int8 packed kernels
+ * on top of vnni) only when the tile state is granted and the self-check passes
+ * (x86/amx_check.c). */
+enum {
+    BM_LVL_REF = 0,
+    BM_LVL_AVX2 = 1,
+    BM_LVL_AVXVNNI = 2,
+    BM_LVL_VNNI = 3,
+    BM_LVL_AMX = 4,
+    BM_LVL_COUNT = 5
+};
+/* Test-only table id: the avxvnni table with every kernel built from the same sources with the
+ * EVEX encoding of vpdpbusd (AVX512VL + AVX512_VNNI), so those sources are tested and measured
+ * on CPUs with AVX-512 VNNI but not AVX-VNNI. bm_kernels_at and bm_kernels_set_level accept it
+ * on CPUs with AVX-512 VNNI; bm_kernels_max_level, BM_KERNELS and bm_kernels_use never pick it. */
+enum { BM_LVL_AVXVNNI_EVEX = 16 };
 
 /* Activation formats. */
 enum {
@@ -85,7 +100,8 @@ typedef struct bm_kernels {
 const bm_kernels *bm_kernels_get(void);
 /* Highest level this CPU (and build) supports, ignoring BM_KERNELS. */
 int bm_kernels_max_level(void);
-/* Table of level lvl (<= bm_kernels_max_level()), for tests and benchmarks. */
+/* Table of level lvl, for tests and benchmarks; NULL when the CPU (or build) lacks it (a level
+ * below bm_kernels_max_level() can be missing: avxvnni on CPUs with AVX-512 VNNI only). */
 const bm_kernels *bm_kernels_at(int lvl);
 /* Makes level lvl the one bm_matmul uses (tests, benchmarks; not thread-safe with running
  * matmuls). Returns false when the CPU lacks it. */
@@ -210,6 +226,25 @@ void bm_mm_q2_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* AVX-VNNI: the 256-bit vnni kernels above with VEX-encoded vpdpbusd (mmk_avxvnni.c,
+ * mm_q2k_avxvnni.c), and packed kernels over two 8-row halves (mmp_avxvnni.c); _vnni256: the
+ * same packed source with EVEX encoding (tests and benchmarks on CPUs without AVX-VNNI). */
+void bm_mm_q8_0_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_0_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_0_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_1_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_1_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q3_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q6_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q2_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q8_0_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_0_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_0_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q8_0_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_0_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_0_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
@@ -235,6 +270,7 @@ void bm_att_chunk_avx2(const bm_att_chunk *a);
 double bm_probe_fma_avx2(int64_t iters);
 double bm_probe_int8_avx2(int64_t iters);
 double bm_probe_int8_vnni(int64_t iters);
+double bm_probe_int8_avxvnni(int64_t iters);
 double bm_probe_fma_vnni(int64_t iters);
 #endif
 

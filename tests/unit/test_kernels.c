@@ -8,6 +8,7 @@
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 
+#include <cpuid.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -274,7 +275,15 @@ static double check_case(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in, in
     return check_case_fn(pool, lvl, type, n_in, n_tok, n_out, pack, NULL);
 }
 
-static int fast_level_count(void) { return bm_kernels_max_level() + 1; }
+/* Table ids to test, in order: every level this CPU has (one below the best can be missing:
+ * avxvnni on CPUs with AVX-512 VNNI only), then the avxvnni EVEX twin where it runs (the
+ * avxvnni sources with EVEX vpdpbusd). -1 after the last. */
+static int next_level(int l) {
+    do l = l == BM_LVL_AVXVNNI_EVEX ? -1 : l + 1 == BM_LVL_COUNT ? BM_LVL_AVXVNNI_EVEX : l + 1;
+    while (l >= 0 && !bm_kernels_at(l));
+    return l;
+}
+#define FOR_EACH_LEVEL(lvl) for (int lvl = BM_LVL_REF; lvl >= 0; lvl = next_level(lvl))
 
 Test(kernels, dispatch_reports_a_level) {
     const char *n = bm_kernels_name();
@@ -290,7 +299,7 @@ Test(kernels, dispatch_reports_a_level) {
 
 Test(kernels, every_level_matches_references) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    for (int lvl = 0; lvl < fast_level_count(); lvl++)
+    FOR_EACH_LEVEL(lvl)
         for (int ti = 0; ti < N_FAST; ti++) {
             const bm_dtype type = FAST_TYPES[ti];
             const bool blk = block_type(type);
@@ -317,7 +326,7 @@ Test(kernels, batch_invariance_bitwise) {
     bm_pool *pool = bm_pool_new(2, NULL);
     const bm_dtype types[] = {BM_F32,  BM_F16,  BM_BF16, BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1,
                               BM_Q5_1, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K, BM_Q2_K, BM_Q8_1};
-    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+    FOR_EACH_LEVEL(lvl) {
         cr_assert(bm_kernels_set_level(lvl));
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             const int64_t n_in = 512, n_out = 67, n_tok = 7;
@@ -357,7 +366,7 @@ Test(kernels, packed_kernels_match_references) {
     static const int64_t outs[] = {16, 17, 31, 33, 100};
     static const int64_t toks[] = {1, 2, 7, 8, 9, 19};
     int n_checked = 0;
-    for (int lvl = 0; lvl < fast_level_count(); lvl++)
+    FOR_EACH_LEVEL(lvl)
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             if (!bm_kernels_at(lvl)->mmp[types[ti]]) continue;
             const bool kt = types[ti] == BM_Q4_K || types[ti] == BM_Q6_K;
@@ -491,7 +500,7 @@ Test(kernels, matmul_multi_equals_separate_calls) {
                                  {BM_Q8_0, BM_Q8_1, BM_Q4_0},
                                  {BM_Q2_K, BM_Q3_K, BM_Q5_K}};
     const int64_t n_in = 512, outs[3] = {40, 9, 23};
-    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+    FOR_EACH_LEVEL(lvl) {
         cr_assert(bm_kernels_set_level(lvl));
         cr_assert(!bm_kernels_at(lvl)->mm[BM_Q8_1], "the one-by-one case needs a type without a "
                                                      "fast kernel");
@@ -534,7 +543,7 @@ Test(kernels, attention_dot_axpy) {
     static const int64_t ns[] = {1, 7, 8, 15, 16, 17, 64, 100, 128};
     float *a = malloc(sizeof(float) * 130), *b = malloc(sizeof(float) * 130);
     float *y = malloc(sizeof(float) * 130), *y0 = malloc(sizeof(float) * 130);
-    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+    FOR_EACH_LEVEL(lvl) {
         const bm_kernels *k = bm_kernels_at(lvl);
         for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
             const int64_t n = ns[i];
@@ -572,7 +581,7 @@ Test(kernels, swiglu_every_level) {
     const int64_t n = 1003;
     float *g = malloc(sizeof(float) * (size_t)n), *u = malloc(sizeof(float) * (size_t)n);
     float *y = malloc(sizeof(float) * (size_t)n);
-    for (int lvl = 0; lvl < fast_level_count(); lvl++) {
+    FOR_EACH_LEVEL(lvl) {
         const bm_kernels *k = bm_kernels_at(lvl);
         for (int64_t i = 0; i < n; i++) {
             g[i] = i < 20 ? (float)(i - 10) * 12.0f : 9.0f * frand(); /* -120 .. 108, then ±9 */
@@ -589,6 +598,83 @@ Test(kernels, swiglu_every_level) {
     free(g);
     free(u);
     free(y);
+}
+
+/* ---- avxvnni: availability from cpuid, the BM_KERNELS cap, the EVEX twin ---------------- */
+
+/* Features read with cpuid and xgetbv directly (dispatch.c asks __builtin_cpu_supports): AVX2 +
+ * FMA + F16C with ymm state enabled by the OS; AVX-VNNI = CPUID.(7,1):EAX[4]; AVX-512
+ * F/BW/VL/VNNI with zmm and opmask state enabled. */
+typedef struct cpu_bits { bool avx2, avxvnni, avx512vnni; } cpu_bits;
+static cpu_bits cpu_bits_get(void) {
+    cpu_bits c = {false, false, false};
+#if defined(__x86_64__) && !defined(BM_NO_SIMD)
+    unsigned a, b, cx, d;
+    if (!__get_cpuid(1, &a, &b, &cx, &d) || !(cx >> 27 & 1)) return c; /* OSXSAVE */
+    const bool fma = cx >> 12 & 1, f16c = cx >> 29 & 1;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    const bool ymm = (lo & 0x6) == 0x6, zmm = (lo & 0xE6) == 0xE6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &cx, &d)) return c;
+    c.avx2 = ymm && fma && f16c && (b >> 5 & 1);
+    c.avx512vnni = c.avx2 && zmm && (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1) &&
+                   (cx >> 11 & 1);
+    if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c.avxvnni = c.avx2 && (a >> 4 & 1);
+#endif
+    return c;
+}
+
+/* The avxvnni level exists exactly when cpuid says AVX-VNNI (so not on AVX-512 VNNI CPUs
+ * without it), vnni stays preferred where both exist, and the avxvnni table and its EVEX twin
+ * (tested by every per-level test above where it runs) take the int8 kernels of the same
+ * sources: the row kernels of mmk.h / mm_q2k.h, the packed ones of mmp256.h. */
+Test(kernels, avxvnni_level_follows_cpuid) {
+    const cpu_bits c = cpu_bits_get();
+    fprintf(stderr, "cpuid: avx2 %d, avx-vnni %d, avx512-vnni %d; max level %s\n", c.avx2,
+            c.avxvnni, c.avx512vnni, bm_kernels_level_name(bm_kernels_max_level()));
+    cr_assert_eq(bm_kernels_at(BM_LVL_AVX2) != NULL, c.avx2);
+    cr_assert_eq(bm_kernels_at(BM_LVL_AVXVNNI) != NULL, c.avxvnni);
+    cr_assert_eq(bm_kernels_at(BM_LVL_VNNI) != NULL, c.avx512vnni);
+    cr_assert_eq(bm_kernels_at(BM_LVL_AVXVNNI_EVEX) != NULL, c.avx512vnni);
+    cr_assert_eq(bm_kernels_set_level(BM_LVL_AVXVNNI), c.avxvnni);
+    cr_assert_eq(bm_kernels_use("avxvnni"), c.avxvnni);
+    cr_assert(!bm_kernels_use("avxvnni-evex"), "the twin is for tests only");
+    cr_assert_str_eq(bm_kernels_level_name(BM_LVL_AVXVNNI), "avxvnni");
+    const int best = c.avx512vnni ? BM_LVL_VNNI : c.avxvnni ? BM_LVL_AVXVNNI
+                     : c.avx2     ? BM_LVL_AVX2 : BM_LVL_REF;
+    cr_assert_geq(bm_kernels_max_level(), best);
+    cr_assert_lt(bm_kernels_max_level(), BM_LVL_COUNT);
+    static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
+                                  BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
+    const int ids[2] = {BM_LVL_AVXVNNI, BM_LVL_AVXVNNI_EVEX};
+    for (int i = 0; i < 2; i++) {
+        const bm_kernels *k = bm_kernels_at(ids[i]), *k2 = bm_kernels_at(BM_LVL_AVX2);
+        if (!k) continue;
+        const bool evex = ids[i] == BM_LVL_AVXVNNI_EVEX;
+        cr_assert(k->act_u8);
+        for (size_t j = 0; j < sizeof q8 / sizeof q8[0]; j++)
+            cr_assert(k->mm[q8[j]] && k->act[q8[j]] == BM_ACT_Q8 && k->mm[q8[j]] != k2->mm[q8[j]],
+                      "%s %s", k->name, bm_dtype_name(q8[j]));
+        cr_assert(k->mm[BM_F32] == k2->mm[BM_F32] && k->mm[BM_BF16] == k2->mm[BM_BF16]);
+        cr_assert(k->att_chunk == k2->att_chunk && k->act_q8 == k2->act_q8);
+        cr_assert(k->mm[BM_Q8_0] == (evex ? bm_mm_q8_0_vnni : bm_mm_q8_0_avxvnni));
+        cr_assert(k->mm[BM_Q2_K] == (evex ? bm_mm_q2_K_vnni : bm_mm_q2_K_avxvnni));
+        cr_assert(k->mmp[BM_Q8_0] == (evex ? bm_mmp_q8_0_vnni256 : bm_mmp_q8_0_avxvnni));
+        cr_assert(k->mmp[BM_Q4_0] == (evex ? bm_mmp_q4_0_vnni256 : bm_mmp_q4_0_avxvnni));
+        cr_assert(k->mmp[BM_Q5_0] == (evex ? bm_mmp_q5_0_vnni256 : bm_mmp_q5_0_avxvnni));
+        cr_assert(!k->mmp[BM_Q4_K] && !k->mmp[BM_Q6_K]);
+    }
+    bm_kernels_set_level(bm_kernels_max_level());
+}
+
+/* BM_KERNELS=avxvnni caps the level at avxvnni, or at the best level below it the CPU has
+ * (avx2 on AVX-512 VNNI CPUs without AVX-VNNI). Set before the table is first filled: each
+ * Criterion test runs in a fresh process and the table is filled lazily. */
+static void env_avxvnni(void) { setenv("BM_KERNELS", "avxvnni", 1); }
+Test(kernels, bm_kernels_env_caps_at_avxvnni, .init = env_avxvnni) {
+    const cpu_bits c = cpu_bits_get();
+    const char *want = c.avxvnni ? "avxvnni" : c.avx2 ? "avx2" : "ref";
+    cr_assert_str_eq(bm_kernels_name(), want);
 }
 
 /* Logits of a short prompt (all positions) at level lvl. */

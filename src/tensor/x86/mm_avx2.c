@@ -1,9 +1,9 @@
-/* AVX2 + FMA + F16C matmul kernels. Every output element y[t, r] is computed by the same
- * instruction sequence whatever n_tok is (token tiles of 4 only share the weight loads; each
- * element keeps its own accumulators and the same final reduction), so results are batch
- * invariant bitwise. Quantized weights: int8 products of |w| and sign(x, w) with
- * vpmaddubsw/vpmaddwd (no saturation possible: |w| <= 128, |x| <= 127), scaled per block in
- * float. Float weights: 16 elements per step in two FMA accumulators, scalar tail. */
+/* AVX2 + FMA + F16C kernels: activation quantization, float-weight matmul, attention helpers
+ * and peak probes (the integer-dot kernels of the block formats are in mmk.h, built per level
+ * by mmk_avx2.c). Every output element y[t, r] is computed by the same instruction sequence
+ * whatever n_tok is (token tiles of 4 only share the weight loads; each element keeps its own
+ * accumulators and the same final reduction), so results are batch invariant bitwise. Float
+ * weights: 16 elements per step in two FMA accumulators, scalar tail. */
 #include "tensor/x86/wblock.h"
 
 #define NT 4 /* tokens per tile */
@@ -54,38 +54,6 @@ void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
         }
     }
 }
-
-/* ---- quantized kernels -------------------------------------------------------------------- */
-
-#define Q_KERNEL(T, BS, LOADW)                                                                 \
-    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {           \
-        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                   \
-        const int64_t nb = a->n_in / BM_QK;                                                    \
-        const __m256i ones = _mm256_set1_epi16(1);                                             \
-        __m256 acc[NT];                                                                        \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();    \
-        for (int64_t b = 0; b < nb; b++) {                                                     \
-            float dw;                                                                          \
-            const __m256i w = LOADW(wr + b * (BS), &dw);                                       \
-            const __m256i aw = _mm256_sign_epi8(w, w);                                         \
-            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
-                const int64_t t = t0 + j;                                                      \
-                const __m256i xv =                                                             \
-                    _mm256_loadu_si256((const __m256i *)(a->xq + t * a->ldq + b * BM_QK));     \
-                const __m256i p = _mm256_madd_epi16(                                           \
-                    _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);                  \
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->xd[t * a->ldd + b]),           \
-                                         _mm256_cvtepi32_ps(p), acc[j]);                       \
-            }                                                                                  \
-        }                                                                                      \
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =     \
-            hsum8(acc[j]);                                                                     \
-    }                                                                                          \
-    ROW_DRIVER(bm_mm_##T##_avx2, T##_tile)
-
-Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)
-Q_KERNEL(q4_0, sizeof(bm_block_q4_0), w_q4_0)
-Q_KERNEL(q5_0, sizeof(bm_block_q5_0), w_q5_0)
 
 /* ---- float kernels ------------------------------------------------------------------------ */
 

@@ -1,6 +1,7 @@
 /* Q2_K integer-dot kernel against the 8-bit activation blocks of 32, written once and compiled
- * per ISA level: mm_q2k_avx2.c (signed codes, vpmaddubsw/vpmaddwd) and mm_q2k_vnni.c (codes
- * arrive + 128 and are flipped back to signed, vpdpbusd). Q2_K: 256-element super-blocks of 16
+ * per ISA level: mm_q2k_avx2.c (signed codes, vpmaddubsw/vpmaddwd), mm_q2k_vnni.c and
+ * mm_q2k_avxvnni.c (codes arrive + 128 and are flipped back to signed; EVEX / VEX vpdpbusd,
+ * dpbusd.h). Q2_K: 256-element super-blocks of 16
  * groups of 16, value = d * sc_g * q - dmin * m_g (q 2-bit, sc_g and m_g 4-bit). Each 128-bit
  * lane of a 32-element activation block covers exactly one 16-group, so per block two exact
  * int32 lane vectors come out: I = sum sc_g * q * x and M = sum m_g * x (the per-16 activation
@@ -8,6 +9,7 @@
  * vector, converted and scaled by d_x in float over the super-block, then by (d, d, -dmin,
  * -dmin, ...) once per super-block. Every output element follows one fixed instruction sequence
  * whatever n_tok is: results are batch invariant bitwise. */
+#include "tensor/x86/dpbusd.h"
 #include "tensor/x86/wblock.h"
 
 #define NT 4  /* tokens per tile */
@@ -53,10 +55,10 @@ INLINE __m256i q2_x(const bm_mm_args *a, int64_t t, int64_t b) {
         _mm256_set1_epi8((char)0x80));
 }
 INLINE __m256i q2_dot_i(q2w w, __m256i x) {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w.w, x);
+    return DPBUSD256(_mm256_setzero_si256(), w.w, x);
 }
 INLINE __m256i q2_dot_m(q2w w, __m256i x) {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w.m, x);
+    return DPBUSD256(_mm256_setzero_si256(), w.m, x);
 }
 #else
 /* Codes (0..3) unsigned into vpmaddubsw (pairs <= 2 * 3 * 127), the group scale and the group

@@ -1,11 +1,13 @@
-/* Integer-dot kernels for Q4_1, Q5_1 and the K formats (Q3_K, Q4_K, Q5_K, Q6_K) against the
- * 8-bit activation blocks of 32 (scale and code sum per block), written once and compiled per
- * ISA level: mmk_avx2.c (signed codes, vpmaddubsw/vpmaddwd) and mmk_vnni.c (codes + 128,
- * vpdpbusd with a per-weight correction). Per 32-element (sub-)block the integer dot is exact;
- * 16-element integer scales (Q6_K, Q3_K) are applied to the int32 lanes (each lane covers 4
- * elements of one 16-group); float scales per 32-block; mins through the activation block sums
- * (min * d_x * sum of codes), vectorized per super-block. Every output element follows one
- * fixed instruction sequence whatever n_tok is: results are batch invariant bitwise. */
+/* Integer-dot row kernels of the block formats against the 8-bit activation blocks of 32
+ * (scale and code sum per block): Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 and the K formats (Q3_K, Q4_K,
+ * Q5_K, Q6_K), written once and compiled per ISA level: mmk_avx2.c (signed codes,
+ * vpmaddubsw/vpmaddwd), mmk_vnni.c (codes + 128, EVEX vpdpbusd with a per-weight correction) and
+ * mmk_avxvnni.c (the same with VEX vpdpbusd, dpbusd.h). Per 32-element (sub-)block the integer
+ * dot is exact; 16-element integer scales (Q6_K, Q3_K) are applied to the int32 lanes (each lane
+ * covers 4 elements of one 16-group); float scales per 32-block; mins through the activation
+ * block sums (min * d_x * sum of codes), vectorized per super-block. Every output element
+ * follows one fixed instruction sequence whatever n_tok is: results are batch invariant. */
+#include "tensor/x86/dpbusd.h"
 #include "tensor/x86/wblock.h"
 
 #define NT 4 /* tokens per tile */
@@ -21,11 +23,11 @@
 typedef struct wv { __m256i w, c; } wv;
 INLINE wv prep(__m256i w) {
     const __m256i z = _mm256_setzero_si256();
-    wv r = {w, _mm256_sub_epi32(z, _mm256_dpbusd_epi32(z, _mm256_set1_epi8((char)0x80), w))};
+    wv r = {w, _mm256_sub_epi32(z, DPBUSD256(z, _mm256_set1_epi8((char)0x80), w))};
     return r;
 }
 #define prep_u prep
-INLINE __m256i dot(wv w, __m256i x) { return _mm256_dpbusd_epi32(w.c, x, w.w); }
+INLINE __m256i dot(wv w, __m256i x) { return DPBUSD256(w.c, x, w.w); }
 #define dot_u dot
 /* Integer scales of the two 16-element halves, as multipliers of the int32 lanes. */
 typedef __m256i scv;
@@ -80,6 +82,33 @@ INLINE __m256i xload(const bm_mm_args *a, int64_t t, int64_t b) {
     return _mm256_loadu_si256((const __m256i *)(a->xq + t * a->ldq + b * BM_QK));
 }
 INLINE float xdv(const bm_mm_args *a, int64_t t, int64_t b) { return a->xd[t * a->ldd + b]; }
+
+/* ---- Q8_0 / Q4_0 / Q5_0: value = d * q, q signed ---------------------------------------- */
+
+/* One row x nt tokens (ROW_DRIVER: 1 x 4 for batches, 1 x 1..3 for the rest). */
+#define Q_KERNEL(T, BS, LOADW)                                                                     \
+    INLINE void T##_tile(const bm_mm_args *a, int64_t r, int64_t t0, const int nt) {               \
+        const uint8_t *wr = a->w + (size_t)r * a->row_bytes;                                       \
+        const int64_t nb = a->n_in / BM_QK;                                                        \
+        __m256 acc[NT];                                                                            \
+        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();        \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            float dw;                                                                              \
+            const wv w = prep(LOADW(wr + b * (BS), &dw));                                          \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                                 \
+                const int64_t t = t0 + j;                                                          \
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xdv(a, t, b)),                       \
+                                         _mm256_cvtepi32_ps(dot(w, xload(a, t, b))), acc[j]);      \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) a->y[(t0 + j) * a->ldy + r] =         \
+            hsum8(acc[j]);                                                                         \
+    }                                                                                              \
+    ROW_DRIVER(KNAME(T), T##_tile)
+
+Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)
+Q_KERNEL(q4_0, sizeof(bm_block_q4_0), w_q4_0)
+Q_KERNEL(q5_0, sizeof(bm_block_q5_0), w_q5_0)
 
 /* Tiles are nr rows x nt tokens with nr * nt <= 4: 1 x 4 tokens for batches, up to 4 rows x 1
  * token for the token tail (decode): each element keeps its own accumulators and sequence. */
