@@ -46,6 +46,7 @@ INLINE __m256 dot2x4(const float *q0, const float *q1, const float *const *k, in
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
             __m256 kv = _mm256_loadu_ps(k[u] + d);
+            __asm__("" : "+x"(kv)); /* one load for both rows, not one folded into each fma */
             acc[u] = _mm256_fmadd_ps(a0, kv, acc[u]);
             acc[4 + u] = _mm256_fmadd_ps(a1, kv, acc[4 + u]);
         }
