@@ -3,7 +3,9 @@
  * row, bm_k_softmax_ref, then axpy of each V row) measured in the same run, for a causal
  * prefill of P tokens and for decode of 1 token after P. Prints median and min of the
  * repetitions, the ratio, and the max difference between the two outputs.
- * Usage: bench_attention [-p 128,1024] [-t THREADS] [-r REPS] [--heads 14] [--kv 2] [--hd 64] */
+ * --no-old skips the baseline; --tile N sets the query tile (tokens, 1 = untiled).
+ * Usage: bench_attention [-p 128,1024] [-t THREADS] [-r REPS] [--heads 14] [--kv 2] [--hd 64]
+ *                        [--tile N] [--no-old] */
 #include "model/attention.h"
 #include "tensor/kernels.h"
 
@@ -59,9 +61,15 @@ static int cmp_d(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *ps = "128,1024,4096";
-    int n_threads = 2, reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    int n_threads = 2, reps = 5, tile = 0, no_old = 0;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--no-old")) {
+            no_old = 1, i--;
+            continue;
+        }
+        if (i + 1 >= argc) break;
         if (!strcmp(argv[i], "-p")) ps = argv[i + 1];
+        else if (!strcmp(argv[i], "--tile")) tile = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-t")) n_threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--heads")) n_head = atoi(argv[i + 1]);
@@ -81,6 +89,7 @@ int main(int argc, char **argv) {
     printf("attention  heads %d  kv heads %d  head_dim %d  threads %d  kernels %s\n", n_head, n_kv,
            hd, n_threads, bm_kernels_get()->name);
     const char *p = ps;
+    int mode_printed = 0;
     while (*p) {
         int32_t P = (int32_t)strtol(p, (char **)&p, 10);
         if (*p == ',') p++;
@@ -115,6 +124,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_attention: %s\n", err.msg);
             return 1;
         }
+        if (tile >= 1 && tile < att.tile) att.tile = tile;
+        if (mode_printed++ == 0) printf("query tile %d tokens\n", att.tile);
         for (int mode = 0; mode < 2; mode++) {
             /* mode 0: prefill of positions [0, P); mode 1: decode of position P - 1 */
             int32_t n = mode ? 1 : P, first = mode ? P - 1 : 0;
@@ -123,13 +134,14 @@ int main(int argc, char **argv) {
             double t_old[64], t_new[64];
             for (int k = -1; k < reps; k++) { /* k = -1: warm-up */
                 double t0 = bm_time_now();
-                bm_pool_run(pool, old_run, &ot, n_threads);
+                if (!no_old) bm_pool_run(pool, old_run, &ot, n_threads);
                 double t1 = bm_time_now();
                 bm_att_run(&att, pool, &kv, 0, &b, 0, n, q + (size_t)first * qd, o2);
                 double t2 = bm_time_now();
                 if (k >= 0) t_old[k] = t1 - t0, t_new[k] = t2 - t1;
             }
             double md = 0;
+            for (size_t i = 0; no_old && i < (size_t)n * qd; i++) o1[i] = o2[i];
             for (size_t i = 0; i < (size_t)n * qd; i++)
                 md = fmax(md, fabs((double)o1[i] - o2[i]));
             qsort(t_old, reps, sizeof(double), cmp_d);

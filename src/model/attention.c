@@ -1,10 +1,12 @@
-/* Fused causal GQA attention over the paged KV cache: for each (token, KV head) the query
- * heads of the group are processed together against the keys in fixed chunks of BM_ATT_CHUNK
- * absolute positions; each chunk yields a partial softmax state (max m, sum l, unnormalised
- * output o) and the chunks are folded in position order with the online-softmax rescaling
- * (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention). Decode batches with long
- * contexts split the chunks of one (token, KV head) over threads (split-KV); only who computes
- * a chunk changes, never the arithmetic, so a row's output is batch- and thread-invariant. */
+/* Fused causal GQA attention over the paged KV cache: a tile of consecutive tokens of one
+ * sequence (up to a->tile; prefill) times the query heads sharing a KV head is processed
+ * together against the keys in fixed chunks of BM_ATT_CHUNK absolute positions, each token with
+ * its own causal limit; each chunk yields a partial softmax state per row (max m, sum l,
+ * unnormalised output o) and the chunks are folded in position order with the online-softmax
+ * rescaling (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention). Decode batches with
+ * long contexts split the chunks of one (token, KV head) over threads (split-KV). Only who
+ * computes a row's chunk and with which other rows changes, never the row's arithmetic, so its
+ * output is batch-, tiling- and thread-invariant. */
 #include "model/attention.h"
 #include "tensor/kernels.h"
 
@@ -24,8 +26,14 @@ bm_status bm_att_init(bm_att *a, bm_arena *arena, const bm_hparams *h, int32_t n
     a->n_threads = n_threads > 0 ? n_threads : 1;
     a->n_ctx = n_ctx;
     const size_t G = (size_t)(h->n_head / h->n_head_kv), hd = (size_t)h->head_dim;
-    /* s [G, CHUNK], chunk o [G, hd], chunk m, l and running M, L [G] each; 64-byte multiple */
-    a->thr_stride = (G * BM_ATT_CHUNK + G * hd + 4 * G + 15) & ~(size_t)15;
+    /* about 40 query rows per tile (measured best for G 1 and 7: more rows spill the scores
+     * and queries out of L1) */
+    a->tile = (int)(40 / G);
+    if (a->tile < 1) a->tile = 1;
+    if (a->tile > BM_ATT_TILE_MAX) a->tile = BM_ATT_TILE_MAX;
+    /* per row: s [CHUNK], chunk o [hd], chunk m, l and running M, L; 64-byte multiple */
+    const size_t rows = (size_t)a->tile * G;
+    a->thr_stride = (rows * (BM_ATT_CHUNK + hd + 4) + 15) & ~(size_t)15;
     /* split when the (token, KV head) pairs are too few to keep 2 per thread busy */
     a->split_cap = a->n_threads > 1 ? (2 * a->n_threads - 1) / h->n_head_kv : 0;
     size_t n_pairs = (size_t)a->split_cap * (size_t)h->n_head_kv;
@@ -55,18 +63,21 @@ typedef struct att_task {
     int64_t total_cost;  /* sum of pair costs (mode without split) */
 } att_task;
 
-/* Runs the kernel for chunk c of pair p (token off + p / n_head_kv, KV head p % n_head_kv)
- * into m, l, o. */
-static void chunk_partial(const att_task *t, int32_t p, int32_t c, float *s, float *m, float *l,
-                          float *o) {
+/* Runs the kernel for chunk c of tokens [i, i + nt) of the slice (consecutive positions of one
+ * sequence, the first at least c * BM_ATT_CHUNK) and KV head g into m, l, o ([nt * G] rows);
+ * nk: [nt] scratch for the keys each token sees. */
+static void chunk_call(const att_task *t, int32_t i, int nt, int g, int32_t c, int *nk,
+                       float *s, float *m, float *l, float *o) {
     const bm_att *a = t->a;
     const bm_kv *kv = t->kv;
-    int32_t i = p / a->n_head_kv, g = p % a->n_head_kv, bi = t->off + i;
-    int32_t pos = t->b->pos[bi], j0 = c * BM_ATT_CHUNK;
-    int32_t n_key = pos + 1 - j0 < BM_ATT_CHUNK ? pos + 1 - j0 : BM_ATT_CHUNK;
+    const int32_t bi = t->off + i, j0 = c * BM_ATT_CHUNK;
+    for (int u = 0; u < nt; u++) {
+        int32_t left = t->b->pos[bi + u] + 1 - j0;
+        nk[u] = left < BM_ATT_CHUNK ? left : BM_ATT_CHUNK;
+    }
     const bm_seq *sq = t->b->seq[bi];
     const float *kb[BM_ATT_CHUNK_BLOCKS], *vb[BM_ATT_CHUNK_BLOCKS];
-    int nb = (n_key + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
+    int nb = (nk[nt - 1] + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
     for (int k = 0; k < nb; k++) {
         int32_t blk = sq->blocks[j0 / BM_KV_BLOCK + k];
         size_t slot = ((size_t)t->layer * kv->n_blocks + (size_t)blk) * BM_KV_BLOCK;
@@ -74,10 +85,10 @@ static void chunk_partial(const att_task *t, int32_t p, int32_t c, float *s, flo
         kb[k] = kv->k + at;
         vb[k] = kv->v + at;
     }
-    bm_att_chunk ca = {.q = t->q + (size_t)i * t->qd + (size_t)g * t->G * a->hd,
+    bm_att_chunk ca = {.q = t->q + (size_t)i * t->qd + (size_t)g * t->G * a->hd, .ldq = t->qd,
                        .kb = kb, .vb = vb, .ld = kv->n_kv_dim, .blk = BM_KV_BLOCK,
-                       .n_key = n_key, .G = t->G, .hd = a->hd, .scale = t->scale, .s = s,
-                       .m = m, .l = l, .o = o};
+                       .n_tok = nt, .G = t->G, .hd = a->hd, .n_key = nk, .scale = t->scale,
+                       .s = s, .m = m, .l = l, .o = o};
     t->chunk(&ca);
 }
 
@@ -110,36 +121,61 @@ static void finish(int G, int hd, const float *L, float *O) {
     }
 }
 
-static float *pair_out(const att_task *t, int32_t p) {
-    int32_t i = p / t->a->n_head_kv, g = p % t->a->n_head_kv;
+/* Output of slice token i, KV head g: its G heads' rows. */
+static float *tok_out(const att_task *t, int32_t i, int g) {
     return t->out + (size_t)i * t->qd + (size_t)g * t->G * t->a->hd;
 }
 
-static int64_t pair_cost(const att_task *t, int32_t p) {
-    return (int64_t)t->b->pos[t->off + p / t->a->n_head_kv] + 1 + BM_KV_BLOCK;
+static int64_t tok_cost(const att_task *t, int32_t i) {
+    return (int64_t)t->b->pos[t->off + i] + 1 + BM_KV_BLOCK;
 }
 
-/* Without split: each thread takes whole pairs, a contiguous run of about equal total cost
- * (keys visited), and walks their chunks in order. */
-static void run_pairs(void *ctx, int ith, int nth) {
+/* End of the tile that starts at slice token i: the following tokens of the same sequence at
+ * the following positions, at most a->tile in all. */
+static int32_t tile_end(const att_task *t, int32_t i) {
+    const bm_batch *b = t->b;
+    int32_t e = i + 1, bi = t->off + i;
+    while (e < t->n && e - i < t->a->tile && b->seq[t->off + e] == b->seq[bi] &&
+           b->pos[t->off + e] == b->pos[bi] + (e - i))
+        e++;
+    return e;
+}
+
+/* Without split: work items are (tile, KV head); each thread takes a contiguous run of items of
+ * about equal total cost (keys visited) and walks their chunks in order. */
+static void run_tiles(void *ctx, int ith, int nth) {
     const att_task *t = ctx;
     const bm_att *a = t->a;
     const int G = t->G, hd = a->hd;
-    float *s = a->thr + (size_t)ith * a->thr_stride, *o = s + (size_t)G * BM_ATT_CHUNK;
-    float *m = o + (size_t)G * hd, *l = m + G, *M = l + G, *L = M + G;
+    const size_t rows = (size_t)a->tile * G;
+    float *s = a->thr + (size_t)ith * a->thr_stride, *o = s + rows * BM_ATT_CHUNK;
+    float *m = o + rows * hd, *l = m + rows, *M = l + rows, *L = M + rows;
+    int nk[BM_ATT_TILE_MAX];
     int64_t before = 0;
-    for (int32_t p = 0; p < t->n_pairs; p++) {
-        int64_t cost = pair_cost(t, p);
-        int owner = (int)((before * nth) / t->total_cost);
-        before += cost;
-        if (owner != ith) continue;
-        float *O = pair_out(t, p);
-        int32_t nc = n_chunks(t->b->pos[t->off + p / a->n_head_kv]);
-        for (int32_t c = 0; c < nc; c++) {
-            chunk_partial(t, p, c, s, m, l, o);
-            fold(G, hd, c == 0, M, L, O, m, l, o);
+    for (int32_t i = 0, e; i < t->n; i = e) {
+        e = tile_end(t, i);
+        int64_t cost = 0;
+        for (int32_t u = i; u < e; u++) cost += tok_cost(t, u);
+        const int nt = (int)(e - i);
+        const int32_t pos0 = t->b->pos[t->off + i];
+        const int32_t nc = n_chunks(t->b->pos[t->off + e - 1]);
+        for (int g = 0; g < a->n_head_kv; g++) {
+            int owner = (int)((before * nth) / t->total_cost);
+            before += cost;
+            if (owner != ith) continue;
+            for (int32_t c = 0; c < nc; c++) {
+                /* tokens before the chunk's first position see none of it */
+                int u0 = c * BM_ATT_CHUNK > pos0 ? (int)(c * BM_ATT_CHUNK - pos0) : 0;
+                chunk_call(t, i + u0, nt - u0, g, c, nk, s, m, l, o);
+                for (int u = u0; u < nt; u++) {
+                    size_t r = (size_t)u * G, rc = (size_t)(u - u0) * G;
+                    fold(G, hd, c == 0, M + r, L + r, tok_out(t, i + u, g), m + rc, l + rc,
+                         o + rc * hd);
+                }
+            }
+            for (int u = 0; u < nt; u++)
+                finish(G, hd, L + (size_t)u * G, tok_out(t, i + u, g));
         }
-        finish(G, hd, L, O);
     }
 }
 
@@ -150,13 +186,15 @@ static void run_units(void *ctx, int ith, int nth) {
     const bm_att *a = t->a;
     const size_t unit = (size_t)t->G * (a->hd + 2);
     float *s = a->thr + (size_t)ith * a->thr_stride;
+    int nk[1];
     int64_t lo, hi;
     bm_split_range(a->pair_off[t->n_pairs], ith, nth, &lo, &hi);
     int32_t p = 0;
     for (int64_t u = lo; u < hi; u++) {
         while (a->pair_off[p + 1] <= u) p++;
         float *m = a->part + (size_t)u * unit, *l = m + t->G, *o = l + t->G;
-        chunk_partial(t, p, (int32_t)(u - a->pair_off[p]), s, m, l, o);
+        chunk_call(t, p / a->n_head_kv, 1, p % a->n_head_kv, (int32_t)(u - a->pair_off[p]), nk,
+                   s, m, l, o);
     }
 }
 
@@ -170,7 +208,7 @@ static void run_fold(void *ctx, int ith, int nth) {
     int64_t lo, hi;
     bm_split_range(t->n_pairs, ith, nth, &lo, &hi);
     for (int32_t p = (int32_t)lo; p < (int32_t)hi; p++) {
-        float *O = pair_out(t, p);
+        float *O = tok_out(t, p / a->n_head_kv, p % a->n_head_kv);
         for (int32_t u = a->pair_off[p]; u < a->pair_off[p + 1]; u++) {
             const float *m = a->part + (size_t)u * unit, *l = m + G, *o = l + G;
             fold(G, hd, u == a->pair_off[p], M, L, O, m, l, o);
@@ -201,6 +239,6 @@ void bm_att_run(bm_att *a, bm_pool *pool, const bm_kv *kv, int layer, const bm_b
         bm_pool_run(pool, run_fold, &t, nth);
         return;
     }
-    for (int32_t p = 0; p < t.n_pairs; p++) t.total_cost += pair_cost(&t, p);
-    bm_pool_run(pool, run_pairs, &t, nth);
+    for (int32_t i = 0; i < n; i++) t.total_cost += tok_cost(&t, i) * a->n_head_kv;
+    bm_pool_run(pool, run_tiles, &t, nth);
 }

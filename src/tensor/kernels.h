@@ -56,21 +56,26 @@ typedef void (*bm_act_q8_fn)(const float *x, int64_t n_in, int64_t t0, int64_t t
 /* ---- attention chunk kernel (contract of model/attention.c's fused attention) ------------
  * Keys are processed in chunks of BM_ATT_CHUNK absolute positions ([0,256), [256,512), ...):
  * the partial softmax state of a chunk depends only on the query row and the keys in it. One
- * call: the G query heads that share a KV head against the n_key keys of one chunk, with
- * s[g][j] = scale * q_g . k_j, writes m[g] = max_j s[g][j], l[g] = sum_j exp(s[g][j] - m[g]),
- * o[g] = sum_j exp(s[g][j] - m[g]) v_j. Every variant computes one head's result independently
- * of G and of the other heads, in a fixed order over the keys. */
+ * call: n_tok tokens x G query heads (the heads sharing a KV head) = n_tok * G rows, row
+ * r = t * G + g, against the keys of one chunk; token t sees the first n_key[t] of them (its
+ * causal limit, so consecutive prefill tokens share one call). With s[r][j] = scale * q_r . k_j
+ * over j < n_key[t]: m[r] = max_j s[r][j], l[r] = sum_j exp(s[r][j] - m[r]),
+ * o[r] = sum_j exp(s[r][j] - m[r]) v_j. Every variant computes one row's result from its query
+ * and its own keys only, in a fixed order over the keys: bitwise the same whatever n_tok, G,
+ * the row's slot and the other rows' n_key. */
 #define BM_ATT_CHUNK 256
 typedef struct bm_att_chunk {
-    const float *q;                      /* [G, hd] */
+    const float *q;                      /* row (t, g) at q + t * ldq + g * hd */
+    int64_t ldq;
     const float *const *kb, *const *vb;  /* row 0 of each block of blk rows covering the keys */
     int64_t ld;                          /* row stride of K and V inside a block */
     int blk;                             /* rows per block (the KV cache's block size) */
-    int n_key, G, hd;                    /* 1 <= n_key <= BM_ATT_CHUNK */
+    int n_tok, G, hd;
+    const int *n_key;                    /* [n_tok], each 1..BM_ATT_CHUNK */
     float scale;
-    float *s;                            /* scratch [G, BM_ATT_CHUNK] */
-    float *m, *l;                        /* [G] */
-    float *o;                            /* [G, hd] */
+    float *s;                            /* scratch [n_tok * G, BM_ATT_CHUNK] */
+    float *m, *l;                        /* [n_tok * G] */
+    float *o;                            /* [n_tok * G, hd] */
 } bm_att_chunk;
 typedef void (*bm_att_chunk_fn)(const bm_att_chunk *a);
 /* Scalar reference: in-order dot products and sums, expf. */
