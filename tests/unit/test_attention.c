@@ -233,6 +233,7 @@ Test(attention, chunk_kernel_row_alone_equals_row_in_tile) {
                 kb[k] = kv + (size_t)((k * 5) % nb) * blk * ld,
                 vb[k] = kv + ((size_t)nb + (size_t)((k * 3) % nb)) * blk * ld;
             for (int lvl = 0; lvl <= max_lvl; lvl++) {
+                if (!bm_kernels_at(lvl)) continue; /* avxvnni on AVX-512 CPUs */
                 bm_att_chunk_fn fn = bm_kernels_at(lvl)->att_chunk;
                 for (int c = 0; c < 6; c++)
                     for (int mode = 0; mode < 3; mode++) {
@@ -293,6 +294,7 @@ Test(attention, tiled_prefill_matches_untiled_decode_and_reference) {
             fill_q(q, n * qd, 3.0f);
             for (int32_t i = 0; i < n; i++) ref_row(&f, seq_of[i], pos[i], q + i * qd, ref + i * qd);
             for (int lvl = 0; lvl <= max_lvl; lvl++) {
+                if (!bm_kernels_at(lvl)) continue; /* avxvnni on AVX-512 CPUs */
                 cr_assert(bm_kernels_set_level(lvl));
                 run_tiled(&f, 1, 1, n, pos, seq_of, q, want, NULL);
                 for (size_t i = 0; i < n * qd; i++)
@@ -341,6 +343,7 @@ Test(attention, long_context_tiled) {
     fill_q(q, n * qd, 6.0f);
     int max_lvl = bm_kernels_max_level();
     for (int lvl = 0; lvl <= max_lvl; lvl++) {
+        if (!bm_kernels_at(lvl)) continue; /* avxvnni on AVX-512 CPUs */
         cr_assert(bm_kernels_set_level(lvl));
         run_tiled(&f, 2, 0, n, pos, seq_of, q, out, NULL);
         run_tiled(&f, 3, 1, n, pos, seq_of, q, flat, NULL);
