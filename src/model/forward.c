@@ -138,13 +138,14 @@ static void tok_run(void *ctx, int ith, int nth) {
     const bm_layer *l = t->l;
     const int64_t E = h->n_embd, hd = h->head_dim, qd = (int64_t)h->n_head * hd,
                   kvd = (int64_t)h->n_head_kv * hd, F = h->n_ff;
+    const bm_kernels *kt = bm_kernels_get();
     int64_t lo, hi;
     bm_split_range(t->n, ith, nth, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
         float *x = c->x + i * E, *hb = c->hb + i * E;
         switch (t->phase) {
         case PH_ATTN_IN:
-            bm_k_rmsnorm_ref(x, l->attn_norm->data, hb, E, h->norm_eps);
+            kt->rmsnorm(x, l->attn_norm->data, hb, E, h->norm_eps);
             break;
         case PH_QKV: {
             float *q = c->q + i * qd, *k = c->k + i * kvd, *v = c->v + i * kvd;
@@ -154,12 +155,12 @@ static void tok_run(void *ctx, int ith, int nth) {
             const float *cs = c->cs + (size_t)i * h->n_rot;
             for (int hh = 0; hh < h->n_head; hh++) {
                 float *qh = q + hh * hd;
-                if (l->q_norm) bm_k_rmsnorm_ref(qh, l->q_norm->data, qh, hd, h->norm_eps);
+                if (l->q_norm) kt->rmsnorm(qh, l->q_norm->data, qh, hd, h->norm_eps);
                 bm_k_rope_ref(qh, h->n_rot, h->rope_neox, cs);
             }
             for (int hh = 0; hh < h->n_head_kv; hh++) {
                 float *kh = k + hh * hd;
-                if (l->k_norm) bm_k_rmsnorm_ref(kh, l->k_norm->data, kh, hd, h->norm_eps);
+                if (l->k_norm) kt->rmsnorm(kh, l->k_norm->data, kh, hd, h->norm_eps);
                 bm_k_rope_ref(kh, h->n_rot, h->rope_neox, cs);
             }
             const bm_seq *s = t->b->seq[t->off + i];
@@ -170,10 +171,10 @@ static void tok_run(void *ctx, int ith, int nth) {
         }
         case PH_FFN_IN:
             for (int64_t j = 0; j < E; j++) x[j] += hb[j];
-            bm_k_rmsnorm_ref(x, l->ffn_norm->data, hb, E, h->norm_eps);
+            kt->rmsnorm(x, l->ffn_norm->data, hb, E, h->norm_eps);
             break;
         case PH_SWIGLU:
-            bm_kernels_get()->swiglu(c->gate + i * F, c->up + i * F, c->gate + i * F, F);
+            kt->swiglu(c->gate + i * F, c->up + i * F, c->gate + i * F, F);
             break;
         default:
             for (int64_t j = 0; j < E; j++) x[j] += hb[j];
@@ -239,7 +240,8 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
         if (b->logits && !b->logits[off + i]) continue;
-        bm_k_rmsnorm_ref(c->x + i * E, m->out_norm->data, c->hb + (int64_t)k * E, E, h->norm_eps);
+        bm_kernels_get()->rmsnorm(c->x + i * E, m->out_norm->data, c->hb + (int64_t)k * E, E,
+                                  h->norm_eps);
         if (b->hidden)
             memcpy(b->hidden + ((size_t)*n_logits + (size_t)k) * (size_t)E, c->hb + (int64_t)k * E,
                    (size_t)E * sizeof(float));

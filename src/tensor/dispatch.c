@@ -70,6 +70,7 @@ static void fill(bm_kernels *k, int lvl) {
     k->dot_f32 = bm_dot_f32_ref;
     k->axpy_f32 = bm_axpy_f32_ref;
     k->swiglu = bm_k_swiglu_ref;
+    k->rmsnorm = bm_k_rmsnorm_ref;
     k->att_chunk = bm_att_chunk_ref;
 #ifndef BM_NO_SIMD
     if (lvl >= BM_LVL_AVX2) {
@@ -77,6 +78,7 @@ static void fill(bm_kernels *k, int lvl) {
         k->dot_f32 = bm_dot_f32_avx2;
         k->axpy_f32 = bm_axpy_f32_avx2;
         k->swiglu = bm_swiglu_avx2;
+        k->rmsnorm = bm_rmsnorm_avx2;
         k->att_chunk = bm_att_chunk_avx2;
         k->mm[BM_F32] = bm_mm_f32_avx2;
         k->mm[BM_F16] = bm_mm_f16_avx2;

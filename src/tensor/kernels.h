@@ -96,6 +96,8 @@ typedef struct bm_kernels {
     void (*axpy_f32)(float s, const float *x, float *y, int64_t n);
     /* y[i] = g[i] / (1 + exp(-g[i])) * u[i] (y may be g). */
     void (*swiglu)(const float *g, const float *u, float *y, int64_t n);
+    /* RMS norm as bm_k_rmsnorm_ref (sum of squares in double; y may be x). */
+    void (*rmsnorm)(const float *x, const float *w, float *y, int64_t n, float eps);
     /* One attention chunk (struct bm_att_chunk below). */
     bm_att_chunk_fn att_chunk;
 } bm_kernels;
@@ -208,6 +210,7 @@ float bm_dot_f32_avx2(const float *a, const float *b, int64_t n);
 void bm_axpy_f32_avx2(float s, const float *x, float *y, int64_t n);
 /* SwiGLU with the polynomial exp8 of wblock.h (relative error ~1e-7 over [-87.3, 88]). */
 void bm_swiglu_avx2(const float *g, const float *u, float *y, int64_t n);
+void bm_rmsnorm_avx2(const float *x, const float *w, float *y, int64_t n, float eps);
 void bm_mm_f32_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_bf16_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);

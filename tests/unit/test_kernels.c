@@ -600,6 +600,40 @@ Test(kernels, swiglu_every_level) {
     free(y);
 }
 
+/* RMS norm of every level against the double formula y = x w / sqrt(mean(x^2) + eps): relative
+ * error <= 1e-6, lengths 1, 7, 31, 33, 896, 4097, with and without weights, in place (y == x),
+ * from a misaligned pointer. */
+Test(kernels, rmsnorm_every_level) {
+    static const int64_t ns[] = {1, 7, 31, 33, 896, 4097};
+    float *xb = malloc(sizeof(float) * 4098), *w = malloc(sizeof(float) * 4097);
+    float *y = malloc(sizeof(float) * 4097), *x = xb + 1;
+    FOR_EACH_LEVEL(lvl) {
+        const bm_kernels *k = bm_kernels_at(lvl);
+        for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++)
+            for (int mode = 0; mode < 3; mode++) { /* weights, none, in place */
+                const int64_t n = ns[c];
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] = (i % 13 == 0 ? 30.0f : 1.0f) * frand();
+                    w[i] = 1.0f + frand();
+                }
+                double ss = 0;
+                for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+                const double s = 1.0 / sqrt(ss / (double)n + 1e-6);
+                double want[4097];
+                for (int64_t i = 0; i < n; i++) want[i] = x[i] * s * (mode == 1 ? 1.0 : w[i]);
+                float *out = mode == 2 ? x : y;
+                k->rmsnorm(x, mode == 1 ? NULL : w, out, n, 1e-6f);
+                for (int64_t i = 0; i < n; i++)
+                    cr_assert(fabs(out[i] - want[i]) <= 1e-6 * fabs(want[i]) + 1e-30,
+                              "%s rmsnorm n=%ld mode %d [%ld] = %.9g, want %.9g", k->name,
+                              (long)n, mode, (long)i, out[i], want[i]);
+            }
+    }
+    free(xb);
+    free(w);
+    free(y);
+}
+
 /* ---- avxvnni: availability from cpuid, the BM_KERNELS cap, the EVEX twin ---------------- */
 
 /* Features read with cpuid and xgetbv directly (dispatch.c asks __builtin_cpu_supports): AVX2 +
