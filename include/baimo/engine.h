@@ -109,6 +109,7 @@ typedef struct bm_engine_stats {
     uint64_t n_requests, n_prompt_tokens, n_gen_tokens, n_cached_tokens;
     uint64_t n_steps;
     int32_t kv_blocks_cached; /* blocks held only by the prefix cache (evictable; not in used) */
+    uint64_t n_preemptions;   /* sequences sent back to the queue because the KV cache was full */
 } bm_engine_stats;
 void bm_engine_get_stats(bm_engine *e, bm_engine_stats *s);
 int32_t bm_engine_n_ctx(const bm_engine *e);

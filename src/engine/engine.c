@@ -166,6 +166,7 @@ static void preempt(bm_engine *e, int32_t i) {
     engine_drop_seq(e, r);
     pthread_mutex_lock(&e->mu);
     run_remove(e, i);
+    e->st.n_preemptions++;
     r->next = e->q_head;
     e->q_head = r;
     if (!e->q_tail) e->q_tail = r;

@@ -101,6 +101,11 @@ enum MHD_Result srv_metrics_route(srv_req *r) {
             srv_buf_printf(&o, "%s{model=\"%s\"} %g\n", names[k], s->models[i].sm->name, v);
         }
     }
+    srv_buf_printf(&o, "# HELP baimo_preemptions_total Sequences sent back to the queue because "
+                       "the KV cache was full.\n# TYPE baimo_preemptions_total counter\n");
+    for (size_t i = 0; i < nm; i++)
+        srv_buf_printf(&o, "baimo_preemptions_total{model=\"%s\"} %llu\n",
+                       s->models[i].sm->name, (unsigned long long)st[i].n_preemptions);
     enum MHD_Result res = srv_send_bytes(r, 200, "text/plain; version=0.0.4", o.p ? o.p : "",
                                          o.n, true);
     srv_buf_free(&o);

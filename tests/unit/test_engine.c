@@ -4,7 +4,9 @@
  * nothing in the output; cancellation frees blocks; queue full -> BM_EBUSY; prompt too long
  * -> BM_ERANGE; stop strings across token boundaries; max_tokens -> LENGTH; logit_bias and
  * penalties; streamed text is valid UTF-8 equal to the full decode; embeddings; and a
- * json_schema request whose output Jansson parses. Timing of 1 vs 4 sequences is printed. */
+ * json_schema request whose output Jansson parses; a KV cache too small for the parallel
+ * requests preempts and re-admits without changing any output; context shift past n_ctx.
+ * Timing of 1 vs 4 sequences is printed. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -298,6 +300,80 @@ Test(engine, cancel_frees_blocks) {
     bm_engine_get_stats(e, &st);
     cr_assert_eq(st.kv_blocks_used, 0);
     cr_assert_eq(st.n_running, 0);
+    bm_engine_free(e);
+}
+
+/* A KV cache of one sequence's worth (256 positions) for 4 parallel requests that need ~90
+ * positions each: the scheduler must preempt and re-admit, and every greedy output must still
+ * equal the request run alone (the forward pass is batch invariant). */
+Test(engine, preemption_keeps_outputs) {
+    enum { N = 4, GEN = 60 };
+    int32_t ids[N][64];
+    size_t n_ids[N];
+    for (int i = 0; i < N; i++) n_ids[i] = encode(PROMPTS[i + 2], ids[i], 64);
+    bm_gen_params gp = greedy(GEN);
+    gp.ignore_eos = true;
+    static out alone[N], together[N];
+    bm_engine *e = mk_engine(1, 8);
+    for (int i = 0; i < N; i++) {
+        out_init(&alone[i]);
+        submit(e, ids[i], n_ids[i], &gp, &alone[i]);
+        out_wait(&alone[i]);
+    }
+    bm_engine_free(e);
+    bm_engine_params ep = {.n_ctx = 256, .n_parallel = N, .max_batch = 64, .max_queue = 8,
+                           .n_threads = 2, .kv_bytes = bm_model_kv_bytes_per_token(model) * 256};
+    bm_err err = {0};
+    cr_assert_eq(bm_engine_new(model, tok, &ep, &e, &err), BM_OK, "%s", err.msg);
+    for (int i = 0; i < N; i++) {
+        out_init(&together[i]);
+        submit(e, ids[i], n_ids[i], &gp, &together[i]);
+    }
+    for (int i = 0; i < N; i++) out_wait(&together[i]);
+    bm_engine_stats st;
+    bm_engine_get_stats(e, &st);
+    cr_assert_gt(st.n_preemptions, 0, "no preemption with %d KV blocks", st.kv_blocks_total);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(together[i].finish, BM_FINISH_LENGTH);
+        cr_assert_eq(together[i].n_toks, GEN);
+        cr_assert(!memcmp(alone[i].toks, together[i].toks, sizeof(int32_t) * GEN),
+                  "request %d differs after preemption", i);
+    }
+    bm_engine_free(e);
+}
+
+/* Generation past the context: without context_shift it stops (LENGTH) when the context is
+ * full; with it, the oldest half (after the first 4 tokens) is dropped and generation goes on
+ * to max_tokens with valid UTF-8 text. */
+Test(engine, context_shift) {
+    int32_t ids[64];
+    size_t n = encode("Once upon a time in a land far away", ids, 64);
+    bm_engine_params ep = {.n_ctx = 48, .n_parallel = 1, .max_batch = 64, .max_queue = 4,
+                           .n_threads = 2};
+    bm_engine *e = NULL;
+    bm_err err = {0};
+    cr_assert_eq(bm_engine_new(model, tok, &ep, &e, &err), BM_OK, "%s", err.msg);
+    bm_gen_params gp = greedy(150);
+    gp.ignore_eos = true;
+    static out stop, shift;
+    out_init(&stop);
+    submit(e, ids, n, &gp, &stop);
+    out_wait(&stop);
+    cr_assert_eq(stop.finish, BM_FINISH_LENGTH);
+    cr_assert(stop.n_gen >= 48 - (int)n && stop.n_gen <= 48 - (int)n + 1, "n_gen %d, prompt %zu",
+              stop.n_gen, n);
+    gp.context_shift = true;
+    out_init(&shift);
+    submit(e, ids, n, &gp, &shift);
+    out_wait(&shift);
+    cr_assert_eq(shift.finish, BM_FINISH_LENGTH);
+    cr_assert_eq(shift.n_gen, 150);
+    cr_assert(shift.text_valid);
+    /* the same tokens as without the shift until the context was full */
+    cr_assert(!memcmp(stop.toks, shift.toks, sizeof(int32_t) * (size_t)(48 - (int)n)));
+    bm_engine_stats st;
+    bm_engine_get_stats(e, &st);
+    cr_assert_eq(st.kv_blocks_used, 0);
     bm_engine_free(e);
 }
 
