@@ -3,9 +3,9 @@
  * sequence), builds one batch of every running sequence's decode token followed by prompt
  * chunks (bounded by max_batch), runs the forward pass and hands each output row to the
  * request's output path (output.c). Prefix reuse: every full block is keyed by a hash chain
- * over its tokens; cached blocks keep one reference held by the cache, are mapped into new
- * sequences whose prompts start with the same blocks, and are evicted least recently used
- * first when free blocks run out. A sequence that cannot grow preempts the newest one
+ * over its tokens (looked up in a hash table); cached blocks keep one reference held by the
+ * cache, are mapped into new sequences whose prompts start with the same blocks, and are
+ * evicted least recently used first when free blocks run out. A sequence that cannot grow preempts the newest one
  * (which goes back to the front of the queue and is re-evaluated, mostly from the cache). */
 #include "engine/engine_int.h"
 
@@ -36,11 +36,35 @@ static uint64_t block_hash(uint64_t prev, const int32_t *t) {
     return h;
 }
 
+/* The hash index of cached blocks: linear probing in a table at most half full; removal
+ * shifts later entries of the run back, so a lookup stops at the first empty slot. */
+static void ht_insert(bm_engine *e, int32_t b) {
+    uint32_t i = (uint32_t)e->blk_hash[b] & e->ht_mask;
+    while (e->ht[i] >= 0) i = (i + 1) & e->ht_mask;
+    e->ht[i] = b;
+}
+
+static void ht_remove(bm_engine *e, int32_t b) {
+    uint32_t i = (uint32_t)e->blk_hash[b] & e->ht_mask;
+    while (e->ht[i] != b) i = (i + 1) & e->ht_mask;
+    for (uint32_t j = (i + 1) & e->ht_mask; e->ht[j] >= 0; j = (j + 1) & e->ht_mask) {
+        const uint32_t home = (uint32_t)e->blk_hash[e->ht[j]] & e->ht_mask;
+        /* entry j may move to the hole i when its home is not in (i, j] (cyclically) */
+        if (((j - home) & e->ht_mask) >= ((j - i) & e->ht_mask)) {
+            e->ht[i] = e->ht[j];
+            i = j;
+        }
+    }
+    e->ht[i] = -1;
+}
+
 static int32_t cache_find(bm_engine *e, uint64_t h, const int32_t *t) {
-    for (int32_t b = 0; b < e->kv->n_blocks; b++)
-        if (e->blk_cached[b] && e->blk_hash[b] == h &&
+    for (uint32_t i = (uint32_t)h & e->ht_mask; e->ht[i] >= 0; i = (i + 1) & e->ht_mask) {
+        const int32_t b = e->ht[i];
+        if (e->blk_hash[b] == h &&
             !memcmp(e->blk_toks + (size_t)b * BM_KV_BLOCK, t, BM_KV_BLOCK * sizeof(int32_t)))
             return b;
+    }
     return -1;
 }
 
@@ -59,6 +83,7 @@ static bool evict_one(bm_engine *e) {
             best = b;
     if (best < 0) return false;
     e->blk_cached[best] = 0;
+    ht_remove(e, best);
     bm_kv_block_release(e->kv, best);
     return true;
 }
@@ -81,6 +106,7 @@ static void cache_register(bm_engine *e, req *r) {
         e->blk_cached[b] = 1;
         e->blk_hash[b] = h;
         memcpy(e->blk_toks + (size_t)b * BM_KV_BLOCK, t, BM_KV_BLOCK * sizeof(int32_t));
+        ht_insert(e, b);
         bm_kv_block_retain(e->kv, b);
     }
 }
@@ -446,6 +472,11 @@ bm_status bm_engine_new(const bm_model *m, const bm_tok *tok, const bm_engine_pa
     e->blk_tick = bm_calloc(nb, sizeof(uint64_t), err);
     e->blk_cached = bm_calloc(nb, 1, err);
     e->blk_toks = bm_calloc(nb * BM_KV_BLOCK, sizeof(int32_t), err);
+    size_t hts = 16;
+    while (hts < 2 * nb) hts *= 2;
+    e->ht_mask = (uint32_t)(hts - 1);
+    e->ht = bm_malloc(hts * sizeof(int32_t), err);
+    if (e->ht) memset(e->ht, 0xFF, hts * sizeof(int32_t));
     e->run = bm_calloc((size_t)e->n_parallel, sizeof(req *), err);
     e->b_tok = bm_calloc((size_t)e->max_batch, sizeof(int32_t), err);
     e->b_pos = bm_calloc((size_t)e->max_batch, sizeof(int32_t), err);
@@ -456,7 +487,8 @@ bm_status bm_engine_new(const bm_model *m, const bm_tok *tok, const bm_engine_pa
     e->row = bm_calloc(V, sizeof(float), err);
     e->tb_off = bm_calloc(V + 1, sizeof(uint32_t), err);
     e->eog = bm_calloc(V, sizeof(int32_t), err);
-    if (!e->blk_hash || !e->blk_tick || !e->blk_cached || !e->blk_toks || !e->run || !e->b_tok ||
+    if (!e->blk_hash || !e->blk_tick || !e->blk_cached || !e->blk_toks || !e->ht || !e->run ||
+        !e->b_tok ||
         !e->b_pos || !e->b_seq || !e->b_want || !e->b_out || !e->logits || !e->row ||
         !e->tb_off || !e->eog) {
         st = BM_ENOMEM;
@@ -516,6 +548,7 @@ void bm_engine_free(bm_engine *e) {
     free(e->blk_tick);
     free(e->blk_cached);
     free(e->blk_toks);
+    free(e->ht);
     free(e->run);
     free(e->b_tok);
     free(e->b_pos);

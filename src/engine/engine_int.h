@@ -76,6 +76,8 @@ struct bm_engine {
     uint64_t *blk_hash, *blk_tick;
     uint8_t *blk_cached;
     int32_t *blk_toks;        /* [n_blocks][BM_KV_BLOCK] */
+    int32_t *ht;              /* cached blocks by hash: open addressing, -1 = empty */
+    uint32_t ht_mask;         /* table size - 1 (a power of two >= 2 n_blocks) */
     uint64_t tick;
     /* token bytes for grammars: token i is tb[tb_off[i]..tb_off[i+1]) */
     uint32_t *tb_off;
