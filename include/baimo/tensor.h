@@ -162,14 +162,17 @@ size_t bm_matmul_scratch_bytes(int64_t n_in, int64_t n_tok, int n_threads);
 /* Name of the kernel family in use ("ref", "avx2", ...). BM_KERNELS=ref forces the scalar
  * reference. */
 const char *bm_kernels_name(void);
+/* One line for users: the family in use, the families this CPU and build offer, and why AMX is
+ * not used when the CPU has it (e.g. "vnni (available: ref avx2 vnni)"). */
+const char *bm_kernels_summary(void);
 /* Measured peak of the kernel family in use, in G ops/s (a multiply-add counts 2) over every
  * thread of pool: int8=true the int8 dot-product instruction (vpdpbusd / vpmaddubsw), else the
  * f32 FMA. Runs about 0.1 s of register-only loops; 0 for the scalar reference. For
  * benchmarks. */
 double bm_kernels_peak_gops(bm_pool *pool, bool int8);
-/* Switches the kernel family to name ("ref", "avx2", "avxvnni", "vnni"), for benchmarks and tests;
- * false (nothing changed) when unknown or not supported by this CPU. Not thread-safe with running
- * matmuls. */
+/* Switches the kernel family to name ("ref", "avx2", "avxvnni", "vnni", "amx", ...), for
+ * benchmarks and tests; false (nothing changed) when unknown or not supported by this CPU. Not
+ * thread-safe with running matmuls. */
 bool bm_kernels_use(const char *name);
 
 #ifdef __cplusplus

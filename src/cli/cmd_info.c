@@ -23,6 +23,7 @@ int cmd_info(int argc, char **argv) {
         printf("repacked:     %d matrices, %.1f MiB, %.0f ms at load (%s kernels)\n",
                m->n_packs, (double)m->pack_bytes / 1048576.0, m->pack_secs * 1e3,
                bm_kernels_name());
+    printf("kernels:      %s\n", bm_kernels_summary());
     printf("layers %d, embedding %d, heads %d (kv %d, dim %d), ffn %d, vocab %d\n", h->n_layer,
            h->n_embd, h->n_head, h->n_head_kv, h->head_dim, h->n_ff, h->n_vocab);
     printf("context:      %d (trained)\n", h->n_ctx_train);

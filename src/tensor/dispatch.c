@@ -9,6 +9,7 @@
 #include "tensor/kernels.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,6 +184,27 @@ const char *bm_kernels_level_name(int lvl) {
 }
 
 const char *bm_kernels_name(void) { return bm_kernels_get()->name; }
+
+static char summary[320];
+static pthread_once_t summary_once = PTHREAD_ONCE_INIT;
+
+static void summarize(void) {
+    const bm_kernels *k = bm_kernels_get();
+    size_t n = (size_t)snprintf(summary, sizeof summary, "%s (available:", k->name);
+    for (int l = 0; l < BM_LVL_COUNT && n < sizeof summary; l++)
+        if (avail[l]) n += (size_t)snprintf(summary + n, sizeof summary - n, " %s", level_names[l]);
+#if !defined(BM_NO_SIMD) && defined(__x86_64__)
+    const int amx = bm_amx_state();
+    if (n < sizeof summary && (amx == BM_AMX_NO_PERM || amx == BM_AMX_CHECK_FAILED))
+        n += (size_t)snprintf(summary + n, sizeof summary - n, "; amx: %s", bm_amx_state_name(amx));
+#endif
+    if (n < sizeof summary) snprintf(summary + n, sizeof summary - n, ")");
+}
+
+const char *bm_kernels_summary(void) {
+    pthread_once(&summary_once, summarize);
+    return summary;
+}
 
 typedef struct peak_task {
     bool int8;
