@@ -222,6 +222,8 @@ void bm_act_q8_neon(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
 float bm_dot_f32_neon(const float *a, const float *b, int64_t n);
 void bm_axpy_f32_neon(float s, const float *x, float *y, int64_t n);
 void bm_rmsnorm_neon(const float *x, const float *w, float *y, int64_t n, float eps);
+/* SwiGLU with a polynomial exp (relative error a few ulps over [-87, 88]; clamped outside). */
+void bm_swiglu_neon(const float *g, const float *u, float *y, int64_t n);
 void bm_mm_f32_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);

@@ -342,6 +342,33 @@ static void check_helpers(const bm_kernels *k) {
     CHECK(dot_ok, "%-7s dot_f32 within (n + 8) u sum|a b| of the double sum", k->name);
     CHECK(axpy_ok, "%-7s axpy_f32 within 4 u, nothing written outside [0, n)", k->name);
 
+    /* SwiGLU against the double formula, relative 2e-6 (test_kernels.c's bound), gates from
+     * -120 to 108 (saturation both ways) then +-9, odd length, in place (y == g). */
+    {
+        const int64_t n = 1003;
+        float *g = xmalloc(sizeof(float) * (size_t)n), *u = xmalloc(sizeof(float) * (size_t)n);
+        float *yy = xmalloc(sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) {
+            g[i] = i < 20 ? (float)(i - 10) * 12.0f : 9.0f * frand();
+            u[i] = frand();
+            yy[i] = g[i];
+        }
+        g[20] = 0.0f;
+        yy[20] = 0.0f;
+        k->swiglu(yy, u, yy, n);
+        double sw = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double v = g[i], want = v / (1.0 + exp(-v)) * u[i];
+            const double e = fabs(yy[i] - want) / (2e-6 * fabs(want) + 1e-30);
+            if (!(e <= sw)) sw = e;
+        }
+        CHECK(k->swiglu == bm_swiglu_neon && sw <= 1.0,
+              "%-7s swiglu vs double formula: worst error / (2e-6 |y|) = %.3g", k->name, sw);
+        free(g);
+        free(u);
+        free(yy);
+    }
+
     static const int64_t rn[] = {1, 7, 31, 33, 896, 4097};
     float *xb = xmalloc(sizeof(float) * 4098), *w = xmalloc(sizeof(float) * 4097);
     float *out = xmalloc(sizeof(float) * 4097), *x = xb + 1;

@@ -10,14 +10,16 @@ cd "$(dirname "$0")/../.."
 CC=${AARCH64_CC:-aarch64-linux-gnu-gcc}
 QEMU=${QEMU_AARCH64:-qemu-aarch64}
 if ! command -v "$CC" >/dev/null || ! command -v "$QEMU" >/dev/null; then
-    echo "skipped: no aarch64 cross compiler/qemu ($CC, $QEMU; apt-get install gcc-aarch64-linux-gnu qemu-user)"
+    echo "skipped: no aarch64 cross compiler/qemu ($CC, $QEMU;" \
+        "apt-get install gcc-aarch64-linux-gnu qemu-user)"
     exit 0
 fi
 out=${BAIMO_BUILD:-build}/arm64
 mkdir -p "$out/obj"
 CFLAGS="-std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -Wshadow -Werror -D_GNU_SOURCE -pthread
   -Iinclude -Isrc"
-srcs=(src/tensor/*.c src/tensor/ops/*.c src/tensor/arm/*.c src/base/*.c tests/arm/test_neon_kernels.c)
+srcs=(src/tensor/*.c src/tensor/ops/*.c src/tensor/arm/*.c src/base/*.c
+      tests/arm/test_neon_kernels.c)
 hdrs=(include/baimo/*.h src/tensor/*.h src/tensor/arm/*.h)
 compile() { # src -> obj (rebuilt when the source or any header is newer)
     local s=$1 o=$out/obj/$(echo "${1%.c}" | tr / _).o flags=

@@ -54,7 +54,8 @@ INLINE void w_q5_0(const uint8_t *p, int8x16_t w[2], float *d) {
     const uint8x16_t h0 = vcombine_u8(vdup_n_u8(p[2]), vdup_n_u8(p[3]));
     const uint8x16_t h1 = vcombine_u8(vdup_n_u8(p[4]), vdup_n_u8(p[5]));
     const uint8x16_t raw = vld1q_u8(p + 6);
-    const uint8x16_t lo = vorrq_u8(vandq_u8(raw, vdupq_n_u8(0x0F)), vandq_u8(vtstq_u8(h0, bits), x10));
+    const uint8x16_t lo =
+        vorrq_u8(vandq_u8(raw, vdupq_n_u8(0x0F)), vandq_u8(vtstq_u8(h0, bits), x10));
     const uint8x16_t hi = vorrq_u8(vshrq_n_u8(raw, 4), vandq_u8(vtstq_u8(h1, bits), x10));
     const int8x16_t sixteen = vdupq_n_s8(16);
     w[0] = vsubq_s8(vreinterpretq_s8_u8(lo), sixteen);
