@@ -29,8 +29,14 @@ CFLAGS_ALL = -std=c11 $(OPT) -Wall -Wextra -Wno-unused-parameter -Wshadow -fPIC 
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
 
 # Library sources: every src/<layer>/ except the CLI. ISA-specific files carry their flags by
-# name (x86/*_avx2.c, *_avx512.c, ...) so the rest of the library stays baseline x86-64.
-LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
+# name (x86/*_avx2.c, *_avx512.c, ..., arm/*_neon.c, *_dotprod.c) so the rest of the library
+# stays baseline for the target. src/tensor/x86/ is built only for x86-64 targets and
+# src/tensor/arm/ only for aarch64 ones (as $(CC) -dumpmachine names them); other targets get
+# the scalar kernels only.
+BM_TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
+ISA_DIRS_OUT := $(if $(filter x86_64-%,$(BM_TARGET)),,src/tensor/x86/%) \
+  $(if $(filter aarch64-%,$(BM_TARGET)),,src/tensor/arm/%)
+LIB_SRC := $(filter-out src/cli/% $(ISA_DIRS_OUT),$(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -51,7 +57,10 @@ ISA_vnni := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx
 ISA_avxvnni := -mavx2 -mfma -mf16c -mavxvnni
 ISA_bf16 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
 ISA_amx := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mamx-tile -mamx-int8 -mamx-bf16
-isa_flags = $(foreach k,avx2 avx512 vnni avxvnni bf16 amx,$(if $(filter %_$(k).c,$(1)),$(ISA_$(k))))
+# AArch64: NEON is baseline (armv8-a); sdot/udot files are used only after getauxval says so.
+ISA_neon :=
+ISA_dotprod := -march=armv8.2-a+dotprod
+isa_flags = $(foreach k,avx2 avx512 vnni avxvnni bf16 amx neon dotprod,$(if $(filter %_$(k).c,$(1)),$(ISA_$(k))))
 
 .PHONY: all lib cli test run bench fuzz deps deps-test clean default-model
 all: $(BUILD)/libbaimo.a $(BUILD)/libbaimo.so $(BUILD)/baimo
@@ -101,7 +110,7 @@ FUZZ_CFLAGS = -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE 
   -I$(BUILD)/gen $(PKG_CFLAGS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) | $(BUILD)/gen/cmds.h $(BUILD)/gen/web_assets.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(filter-out %_avx2.c %_avx512.c %_vnni.c %_avxvnni.c %_bf16.c %_amx.c,$(LIB_SRC)) -DBM_NO_SIMD $(LDLIBS_ALL)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter-out %_avx2.c %_avx512.c %_vnni.c %_avxvnni.c %_bf16.c %_amx.c %_neon.c %_dotprod.c,$(LIB_SRC)) -DBM_NO_SIMD $(LDLIBS_ALL)
 
 bench: $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)

@@ -2,18 +2,29 @@
  * avx2 (AVX2+FMA+F16C), avxvnni (adds VEX-encoded 256-bit vpdpbusd for the int8 dot products:
  * Alder Lake and later client cores), vnni (AVX2 + AVX-512F/BW/VL + VNNI; preferred where both
  * exist), amx (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when
- * bm_amx_probe grants and self-checks them). BM_KERNELS=ref|avx2|avxvnni|vnni|amx caps the
- * level (an unknown value falls back to the best the CPU has; otherwise the best available
- * level at or below the one asked). Built with
- * BM_NO_SIMD only ref exists. */
+ * bm_amx_probe grants and self-checks them); on AArch64 neon (baseline Advanced SIMD) and
+ * dotprod (sdot, from getauxval(AT_HWCAP) on Linux). BM_KERNELS=ref|avx2|avxvnni|vnni|amx|neon|
+ * dotprod caps the level (an unknown value falls back to the best the CPU has; otherwise the
+ * best available level at or below the one asked). Built with BM_NO_SIMD (or for another
+ * target) only ref exists. */
 #include "tensor/kernels.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(BM_SIMD_ARM) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
-static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "avxvnni", "vnni", "amx"};
+static const char *const level_names[BM_LVL_COUNT] = {"ref",  "avx2", "avxvnni", "vnni",
+                                                      "amx",  "neon", "dotprod"};
 
 static bm_kernels tables[BM_LVL_COUNT];
 static bool avail[BM_LVL_COUNT];
@@ -26,7 +37,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 /* Marks the levels the CPU has in avail[]. */
 static void cpu_levels(void) {
     avail[BM_LVL_REF] = true;
-#if !defined(BM_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
+#ifdef BM_SIMD_X86
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
           __builtin_cpu_supports("f16c")))
@@ -37,10 +48,34 @@ static void cpu_levels(void) {
                          __builtin_cpu_supports("avx512vl") &&
                          __builtin_cpu_supports("avx512vnni");
     avail[BM_LVL_AMX] = avail[BM_LVL_VNNI] && bm_amx_probe() == BM_AMX_OK;
+#elif defined(BM_SIMD_ARM) && defined(__linux__)
+    const unsigned long hw = getauxval(AT_HWCAP);
+    avail[BM_LVL_NEON] = (hw & HWCAP_ASIMD) != 0;
+    avail[BM_LVL_DOTPROD] = avail[BM_LVL_NEON] && (hw & HWCAP_ASIMDDP) != 0;
+#elif defined(BM_SIMD_ARM)
+    avail[BM_LVL_NEON] = true; /* Advanced SIMD is part of the AArch64 base ISA */
 #endif
 }
 
-#ifndef BM_NO_SIMD
+#ifdef BM_SIMD_ARM
+static void fill_arm(bm_kernels *k, int lvl) {
+    k->act_q8 = bm_act_q8_neon;
+    k->dot_f32 = bm_dot_f32_neon;
+    k->axpy_f32 = bm_axpy_f32_neon;
+    k->rmsnorm = bm_rmsnorm_neon;
+    k->swiglu = bm_swiglu_neon;
+    k->act_u8 = false; /* both levels multiply signed codes (smull / sdot) */
+    k->mm[BM_F32] = bm_mm_f32_neon;
+    k->mm[BM_F16] = bm_mm_f16_neon;
+    const bool dp = lvl == BM_LVL_DOTPROD;
+    k->mm[BM_Q8_0] = dp ? bm_mm_q8_0_dotprod : bm_mm_q8_0_neon;
+    k->mm[BM_Q4_0] = dp ? bm_mm_q4_0_dotprod : bm_mm_q4_0_neon;
+    k->mm[BM_Q5_0] = dp ? bm_mm_q5_0_dotprod : bm_mm_q5_0_neon;
+    k->act[BM_Q8_0] = k->act[BM_Q4_0] = k->act[BM_Q5_0] = BM_ACT_Q8;
+}
+#endif
+
+#ifdef BM_SIMD_X86
 /* The avxvnni level's int8 kernels over an avx2 table; evex: the test twin, the same sources
  * built with EVEX vpdpbusd (the vnni level's 256-bit row kernels, the _vnni256 packed ones). */
 static void fill_avxvnni(bm_kernels *k, bool evex) {
@@ -73,8 +108,11 @@ static void fill(bm_kernels *k, int lvl) {
     k->swiglu = bm_k_swiglu_ref;
     k->rmsnorm = bm_k_rmsnorm_ref;
     k->att_chunk = bm_att_chunk_ref;
-#ifndef BM_NO_SIMD
-    if (lvl >= BM_LVL_AVX2) {
+#ifdef BM_SIMD_ARM
+    if (lvl == BM_LVL_NEON || lvl == BM_LVL_DOTPROD) fill_arm(k, lvl);
+#endif
+#ifdef BM_SIMD_X86
+    if (lvl >= BM_LVL_AVX2 && lvl <= BM_LVL_AMX) {
         k->act_q8 = bm_act_q8_avx2;
         k->dot_f32 = bm_dot_f32_avx2;
         k->axpy_f32 = bm_axpy_f32_avx2;
@@ -101,7 +139,7 @@ static void fill(bm_kernels *k, int lvl) {
         for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
     }
     if (lvl == BM_LVL_AVXVNNI) fill_avxvnni(k, false);
-    if (lvl >= BM_LVL_VNNI) {
+    if (lvl >= BM_LVL_VNNI && lvl <= BM_LVL_AMX) {
         k->act_u8 = true;
         k->mm[BM_Q8_0] = bm_mm_q8_0_vnni;
         k->mm[BM_Q4_0] = bm_mm_q4_0_vnni;
@@ -123,7 +161,7 @@ static void fill(bm_kernels *k, int lvl) {
         k->mm[BM_BF16] = __builtin_cpu_supports("avx512bf16") ? bm_mm_bf16_avx512bf16
                                                               : bm_mm_bf16_vnni;
     }
-    if (lvl >= BM_LVL_AMX) {
+    if (lvl == BM_LVL_AMX) {
         k->mmp[BM_Q8_0] = bm_mmp_q8_0_amx;
         k->mmp[BM_Q4_0] = bm_mmp_q4_0_amx;
         k->mmp[BM_Q5_0] = bm_mmp_q5_0_amx;
@@ -138,7 +176,7 @@ static void init(void) {
             fill(&tables[l], l);
             max_level = l;
         }
-#ifndef BM_NO_SIMD
+#ifdef BM_SIMD_X86
     if (avail[BM_LVL_VNNI]) {
         fill(&evex_twin, BM_LVL_AVX2);
         fill_avxvnni(&evex_twin, true);
@@ -217,7 +255,7 @@ typedef struct peak_task {
 static void peak_run(void *ctx, int ith, int nth) {
     peak_task *p = ctx;
     double t0 = bm_time_now(), ops = 0;
-#ifndef BM_NO_SIMD
+#ifdef BM_SIMD_X86
     if (p->level >= BM_LVL_VNNI) ops = p->int8 ? bm_probe_int8_vnni(p->iters)
                                                : bm_probe_fma_vnni(p->iters);
     else if (p->level == BM_LVL_AVXVNNI)

@@ -11,15 +11,26 @@
  * vpdpbusd, e.g. Alder Lake), which CPUs with AVX-512 VNNI may lack: a level is available when
  * the CPU has it (bm_kernels_at), the best available one is used. amx (tile int8 packed kernels
  * on top of vnni) only when the tile state is granted and the self-check passes
- * (x86/amx_check.c). */
+ * (x86/amx_check.c). The AArch64 levels come after the x86 ones (never available on x86, and
+ * the x86 ones never on AArch64): neon (Advanced SIMD, baseline on AArch64) and dotprod (neon
+ * plus sdot, FEAT_DotProd, from getauxval(AT_HWCAP)). */
 enum {
     BM_LVL_REF = 0,
     BM_LVL_AVX2 = 1,
     BM_LVL_AVXVNNI = 2,
     BM_LVL_VNNI = 3,
     BM_LVL_AMX = 4,
-    BM_LVL_COUNT = 5
+    BM_LVL_NEON = 5,
+    BM_LVL_DOTPROD = 6,
+    BM_LVL_COUNT = 7
 };
+
+/* Which family of SIMD kernels this build has (none with BM_NO_SIMD or on other targets). */
+#if !defined(BM_NO_SIMD) && defined(__x86_64__)
+#define BM_SIMD_X86 1
+#elif !defined(BM_NO_SIMD) && defined(__aarch64__)
+#define BM_SIMD_ARM 1
+#endif
 /* Test-only table id: the avxvnni table with every kernel built from the same sources with the
  * EVEX encoding of vpdpbusd (AVX512VL + AVX512_VNNI), so those sources are tested and measured
  * on CPUs with AVX-512 VNNI but not AVX-VNNI. bm_kernels_at and bm_kernels_set_level accept it
@@ -202,8 +213,30 @@ const char *bm_amx_state_name(int state);
  * equal. True when all agree. */
 bool bm_amx_selfcheck(bm_mm_fn q8_0, bm_mm_fn q4_0, bm_mm_fn q5_0);
 
+/* ---- per-ISA kernels (src/tensor/arm/, AArch64) ---------------------------------------- */
+#ifdef BM_SIMD_ARM
+/* neon level (mm_neon.c, mmk_neon.c): activation codes signed (act_u8 false), quantizer
+ * bitwise equal to bm_act_q8_ref; integer block dots with vmull_s8/vpadalq_s16. */
+void bm_act_q8_neon(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
+                    bool u8);
+float bm_dot_f32_neon(const float *a, const float *b, int64_t n);
+void bm_axpy_f32_neon(float s, const float *x, float *y, int64_t n);
+void bm_rmsnorm_neon(const float *x, const float *w, float *y, int64_t n, float eps);
+/* SwiGLU with a polynomial exp (relative error a few ulps over [-87, 88]; clamped outside). */
+void bm_swiglu_neon(const float *g, const float *u, float *y, int64_t n);
+void bm_mm_f32_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_f16_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q8_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* dotprod level (mmk_dotprod.c, -march=armv8.2-a+dotprod): the same row kernels with sdot. */
+void bm_mm_q8_0_dotprod(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q4_0_dotprod(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_q5_0_dotprod(const bm_mm_args *a, int64_t r0, int64_t r1);
+#endif
+
 /* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */
-#ifndef BM_NO_SIMD
+#ifdef BM_SIMD_X86
 void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const bm_mm_args *a,
                     bool u8);
 float bm_dot_f32_avx2(const float *a, const float *b, int64_t n);

@@ -1,0 +1,65 @@
+/* Helpers shared by the AArch64 kernels (src/tensor/arm/): the inline attribute, unaligned
+ * f32/f16 loads (byte loads reinterpreted, so any weight misalignment is defined), f16 scalars
+ * through __fp16, and the block-format weight decoders of Q8_0, Q4_0 and Q5_0 into 32 signed
+ * int8 codes (two 16-lane vectors) and their float scale. */
+#ifndef BAIMO_TENSOR_ARM_NEON_H
+#define BAIMO_TENSOR_ARM_NEON_H
+
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+
+#include <arm_neon.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float f16_at(const uint8_t *p) {
+    __fp16 h;
+    memcpy(&h, p, 2);
+    return (float)h;
+}
+INLINE float f32_at(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+/* 4 floats from a byte address. */
+INLINE float32x4_t ld4_f32(const uint8_t *p) { return vreinterpretq_f32_u8(vld1q_u8(p)); }
+/* 4 halves from a byte address, widened (exact). */
+INLINE float32x4_t ld4_f16(const uint8_t *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(p)));
+}
+
+/* Q8_0 (34 bytes): f16 d, int8 codes. */
+INLINE void w_q8_0(const uint8_t *p, int8x16_t w[2], float *d) {
+    *d = f16_at(p);
+    w[0] = vld1q_s8((const int8_t *)(p + 2));
+    w[1] = vld1q_s8((const int8_t *)(p + 18));
+}
+/* Q4_0 (18 bytes): f16 d, then element j in the low nibble of byte j, element j + 16 in its
+ * high nibble; value code - 8. */
+INLINE void w_q4_0(const uint8_t *p, int8x16_t w[2], float *d) {
+    *d = f16_at(p);
+    const uint8x16_t raw = vld1q_u8(p + 2);
+    const int8x16_t eight = vdupq_n_s8(8);
+    w[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0F))), eight);
+    w[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), eight);
+}
+/* Q5_0 (22 bytes): f16 d, 32 fifth bits (little-endian word, bit j for element j), nibbles as
+ * Q4_0; value code - 16. */
+INLINE void w_q5_0(const uint8_t *p, int8x16_t w[2], float *d) {
+    static const uint8_t bit_of[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    *d = f16_at(p);
+    const uint8x16_t bits = vld1q_u8(bit_of), x10 = vdupq_n_u8(0x10);
+    const uint8x16_t h0 = vcombine_u8(vdup_n_u8(p[2]), vdup_n_u8(p[3]));
+    const uint8x16_t h1 = vcombine_u8(vdup_n_u8(p[4]), vdup_n_u8(p[5]));
+    const uint8x16_t raw = vld1q_u8(p + 6);
+    const uint8x16_t lo =
+        vorrq_u8(vandq_u8(raw, vdupq_n_u8(0x0F)), vandq_u8(vtstq_u8(h0, bits), x10));
+    const uint8x16_t hi = vorrq_u8(vshrq_n_u8(raw, 4), vandq_u8(vtstq_u8(h1, bits), x10));
+    const int8x16_t sixteen = vdupq_n_s8(16);
+    w[0] = vsubq_s8(vreinterpretq_s8_u8(lo), sixteen);
+    w[1] = vsubq_s8(vreinterpretq_s8_u8(hi), sixteen);
+}
+
+#endif
