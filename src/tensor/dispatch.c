@@ -231,7 +231,7 @@ static void summarize(void) {
     size_t n = (size_t)snprintf(summary, sizeof summary, "%s (available:", k->name);
     for (int l = 0; l < BM_LVL_COUNT && n < sizeof summary; l++)
         if (avail[l]) n += (size_t)snprintf(summary + n, sizeof summary - n, " %s", level_names[l]);
-#if !defined(BM_NO_SIMD) && defined(__x86_64__)
+#ifdef BM_SIMD_X86
     const int amx = bm_amx_state();
     if (n < sizeof summary && (amx == BM_AMX_NO_PERM || amx == BM_AMX_CHECK_FAILED))
         n += (size_t)snprintf(summary + n, sizeof summary - n, "; amx: %s", bm_amx_state_name(amx));
