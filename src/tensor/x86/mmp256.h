@@ -30,7 +30,8 @@ INLINE __m256i bc4(const uint8_t *p) {
 /* kind: 0 Q8_0 (8-bit codes, vpdpbusd only), 1 Q4_0, 2 Q5_0 (a plane of fifth bits follows
  * the nibbles). */
 INLINE void ptile2(const bm_mm_args *a, const uint8_t *grp, int64_t nb, const int kind,
-                   int64_t r, int64_t nv, int64_t t0, const int nt) {
+                   int64_t r, int64_t nv, int64_t t0, const int nt, const uint8_t *pf,
+                   size_t pf_step) {
     const int q5 = kind == 2;
     const size_t cb = kind == 2 ? PR * (BM_QK / 2 + 4) : kind ? PR * BM_QK / 2 : PR * BM_QK;
     const int off = kind == 2 ? -16 : kind ? -8 : -128;
@@ -40,9 +41,12 @@ INLINE void ptile2(const bm_mm_args *a, const uint8_t *grp, int64_t nb, const in
         _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *cp = grp + (size_t)b * cb;
-        if (nt == 1) /* decode: fetch 1 KiB ahead (measured 51 -> 56-61 tok/s, 0.5B Q4_0) */
-            for (size_t o = 0; o < cb; o += 64)
-                _mm_prefetch((const char *)(cp + 1024 + o), _MM_HINT_T0);
+        /* Decode: the same share of the next group (pf) into L2 per block. Measured against
+         * the 1 KiB-ahead L1 prefetch it replaces, 0.5B Q4_0 at the avx2 level, alternating:
+         * 55-68 -> 83-97 tok/s (the unpacked kernel: 66). */
+        if (pf)
+            for (size_t o = 0; o < pf_step; o += 64)
+                _mm_prefetch((const char *)pf + (size_t)b * pf_step + o, _MM_HINT_T1);
         const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
         __m256i s32[2][NT];
 #ifdef MMP_DPBUSD
@@ -155,7 +159,9 @@ INLINE void pdrive2(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind)
         const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const int64_t nv = r1 - r < PR ? r1 - r : PR;
         int64_t t0;
-#define TILE(nt) ptile2(a, grp, nb, kind, r, nv, t0, nt)
+        const uint8_t *pf = a->n_tok == 1 && r + 2 * PR <= r1 ? grp + gb : NULL;
+        const size_t pf_step = (gb / (size_t)nb + 63) & ~(size_t)63;
+#define TILE(nt) ptile2(a, grp, nb, kind, r, nv, t0, nt, pf, pf_step)
         for (t0 = 0; t0 + NT <= a->n_tok; t0 += NT) TILE(NT);
         NT_REST(a->n_tok - t0, NT, TILE);
 #undef TILE
