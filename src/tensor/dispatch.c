@@ -155,6 +155,7 @@ static void fill(bm_kernels *k, int lvl) {
         k->mmp[BM_Q4_0] = bm_mmp_q4_0_vnni;
         k->mmp[BM_Q5_0] = bm_mmp_q5_0_vnni;
         k->mmp[BM_Q4_K] = bm_mmp_q4_K_vnni;
+        k->mmp[BM_Q5_K] = bm_mmp_q5_K_vnni;
         k->mmp[BM_Q6_K] = bm_mmp_q6_K_vnni;
         k->mm[BM_F32] = bm_mm_f32_vnni;
         k->mm[BM_F16] = bm_mm_f16_vnni;

@@ -155,6 +155,11 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
  *         layout (256 bytes each), then d[16] and dmin[16] (f16, row i at i), then the 6-bit
  *         scales sc[8][16] and mins m[8][16] as bytes (sub-block j, row i at j * 16 + i); value
  *         = d * sc * q - dmin * m;
+ *   Q5_K (2880 bytes = 180 per row vs 176): per 32-column sub-block j, 320 bytes: the low 4
+ *         bits of the codes in the Q4_0 nibble layout (256 bytes), then a 64-byte plane of
+ *         fifth bits as Q5_0's (byte i * 4 + l, bit c = fifth bit of row i, column 4 c + l of
+ *         the sub-block); then d[16], dmin[16], sc[8][16], m[8][16] as in Q4_K; value
+ *         = d * sc * q - dmin * m, q = 0..31;
  *   Q6_K (3392 bytes = 212 per row vs 210): per 32-column block j, 384 bytes: the low 4 bits of
  *         the codes in the Q4_0 nibble layout (256 bytes), then the high 2 bits as two vectors
  *         h = 0, 1 of 4 column quads each (byte (h * 16 + i) * 4 + l holds, for row i, the high
@@ -162,6 +167,7 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
  *         int8 scales[16][16] (16-column group e, row i at e * 16 + i), then d[16] as f32;
  *         value = d * scale * (q - 32). */
 #define BM_PACK_Q4_K_SB 2368
+#define BM_PACK_Q5_K_SB 2880
 #define BM_PACK_Q6_K_SB 3392
 /* Bytes of one packed group of n_in columns (0 when type has no packed layout). */
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in);
@@ -292,6 +298,7 @@ void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* AMX tiles for whole 16-token tiles, the rest through the _vnni kernel: bitwise the _vnni
  * kernel's results (mmp_amx.c, mmp_amx.h). Need the tile permission (bm_amx_probe). */

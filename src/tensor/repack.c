@@ -1,4 +1,4 @@
-/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q6_K tensors regrouped by 16
+/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q5_K / Q6_K tensors regrouped by 16
  * and interleaved by column quads (layout in kernels.h) so the packed kernels produce 16
  * outputs per vector instruction with no horizontal sums. Plain C over the GGUF block structs;
  * the result is a separate buffer (t->packed), the original bytes stay where they are for
@@ -12,7 +12,7 @@
 
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     const size_t nb = (size_t)(n_in / BM_QK), R = BM_PACK_ROWS;
-    const bool k = type == BM_Q4_K || type == BM_Q6_K;
+    const bool k = type == BM_Q4_K || type == BM_Q5_K || type == BM_Q6_K;
     if (n_in <= 0 || n_in % (k ? BM_QK_K : BM_QK)) return 0;
     size_t b;
     switch (type) {
@@ -20,6 +20,7 @@ size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     case BM_Q4_0: b = nb * R * (BM_QK / 2 + 2); break;
     case BM_Q5_0: b = nb * R * (BM_QK / 2 + 6); break;
     case BM_Q4_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q4_K_SB; break;
+    case BM_Q5_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q5_K_SB; break;
     case BM_Q6_K: b = (size_t)(n_in / BM_QK_K) * BM_PACK_Q6_K_SB; break;
     default: return 0;
     }
@@ -34,12 +35,25 @@ static void put_nibbles(const uint8_t q[BM_QK], int64_t i, uint8_t *out) {
             out[(c * BM_PACK_ROWS + i) * 4 + j] = (uint8_t)(q[8 * c + j] | q[8 * c + 4 + j] << 4);
 }
 
-/* Q4_K super-block s of row i (GGUF block at blk) into the group's packed super-block sb. */
-static void pack_q4_K(const uint8_t *blk, int64_t i, uint8_t *sb) {
-    const int64_t R = BM_PACK_ROWS;
-    memcpy(sb + 8 * 256 + 2 * i, blk, 2);          /* d */
-    memcpy(sb + 8 * 256 + 2 * R + 2 * i, blk + 2, 2); /* dmin */
-    const uint8_t *s = blk + 4, *qs = blk + 16;
+/* Fifth bits f[32] (0/1) of one 32-column block of row i into the Q5_0-style plane at out
+ * (64 bytes for the group's 16 rows): byte i * 4 + j, bit c = column 4 c + j. */
+static void put_plane(const uint8_t f[BM_QK], int64_t i, uint8_t *out) {
+    for (int j = 0; j < 4; j++) {
+        uint8_t v = 0;
+        for (int c = 0; c < 8; c++) v |= (uint8_t)(f[4 * c + j] << c);
+        out[i * 4 + j] = v;
+    }
+}
+
+/* Q4_K (q5 = 0) or Q5_K (q5 = 1) super-block of row i (GGUF block at blk) into the group's
+ * packed super-block sb: per sub-block j the nibbles (and for Q5_K the plane of fifth bits,
+ * bit j of qh[l] for column l), then d, dmin, scales and mins. */
+static void pack_q45_K(const uint8_t *blk, int64_t i, uint8_t *sb, int q5) {
+    const int64_t R = BM_PACK_ROWS, cb = q5 ? 320 : 256;
+    uint8_t *sp = sb + 8 * cb; /* d, dmin, sc, m */
+    memcpy(sp + 2 * i, blk, 2);         /* d */
+    memcpy(sp + 2 * R + 2 * i, blk + 2, 2); /* dmin */
+    const uint8_t *s = blk + 4, *qh = blk + 16, *qs = blk + (q5 ? 48 : 16);
     for (int j = 0; j < 8; j++) {
         int sc, m;
         if (j < 4) {
@@ -49,11 +63,15 @@ static void pack_q4_K(const uint8_t *blk, int64_t i, uint8_t *sb) {
             sc = (s[j + 4] & 0xF) | (s[j - 4] >> 6) << 4;
             m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
         }
-        sb[8 * 256 + 4 * R + j * R + i] = (uint8_t)sc;
-        sb[8 * 256 + 4 * R + 8 * R + j * R + i] = (uint8_t)m;
-        uint8_t q[BM_QK];
-        for (int l = 0; l < BM_QK; l++) q[l] = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
-        put_nibbles(q, i, sb + j * 256);
+        sp[4 * R + j * R + i] = (uint8_t)sc;
+        sp[4 * R + 8 * R + j * R + i] = (uint8_t)m;
+        uint8_t q[BM_QK], f[BM_QK];
+        for (int l = 0; l < BM_QK; l++) {
+            q[l] = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
+            f[l] = q5 ? (qh[l] >> j) & 1 : 0;
+        }
+        put_nibbles(q, i, sb + j * cb);
+        if (q5) put_plane(f, i, sb + j * cb + 256);
     }
 }
 
@@ -82,17 +100,22 @@ static void pack_q6_K(const uint8_t *blk, int64_t i, uint8_t *sb) {
 
 void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
                    int64_t n_rows, int64_t g, uint8_t *dst) {
-    if (type == BM_Q4_K || type == BM_Q6_K) {
+    if (type == BM_Q4_K || type == BM_Q5_K || type == BM_Q6_K) {
         /* Padding rows: all zero (scales 0). */
-        const bool q4 = type == BM_Q4_K;
-        const size_t sbb = q4 ? BM_PACK_Q4_K_SB : BM_PACK_Q6_K_SB;
-        const size_t bsz = q4 ? sizeof(bm_block_q4_K) : sizeof(bm_block_q6_K);
+        const size_t sbb = type == BM_Q4_K   ? BM_PACK_Q4_K_SB
+                           : type == BM_Q5_K ? BM_PACK_Q5_K_SB
+                                             : BM_PACK_Q6_K_SB;
+        const size_t bsz = type == BM_Q4_K   ? sizeof(bm_block_q4_K)
+                           : type == BM_Q5_K ? sizeof(bm_block_q5_K)
+                                             : sizeof(bm_block_q6_K);
         memset(dst, 0, bm_pack_group_bytes(type, n_in));
         for (int64_t i = 0; i < BM_PACK_ROWS && g * BM_PACK_ROWS + i < n_rows; i++) {
             const uint8_t *row = w + (size_t)(g * BM_PACK_ROWS + i) * row_bytes;
             for (int64_t s = 0; s < n_in / BM_QK_K; s++) {
-                if (q4) pack_q4_K(row + (size_t)s * bsz, i, dst + (size_t)s * sbb);
-                else pack_q6_K(row + (size_t)s * bsz, i, dst + (size_t)s * sbb);
+                const uint8_t *blk = row + (size_t)s * bsz;
+                uint8_t *sb = dst + (size_t)s * sbb;
+                if (type == BM_Q6_K) pack_q6_K(blk, i, sb);
+                else pack_q45_K(blk, i, sb, type == BM_Q5_K);
             }
         }
         return;
@@ -221,15 +244,17 @@ static uint8_t get_nibble(const uint8_t *nib, int64_t i, int l) {
     return (uint8_t)((nib[(c * BM_PACK_ROWS + i) * 4 + j] >> (4 * hi)) & 0xF);
 }
 
-static void unpack_q4_K(const uint8_t *sb, int64_t i, uint8_t *blk) {
-    const int64_t R = BM_PACK_ROWS;
-    memset(blk, 0, sizeof(bm_block_q4_K));
-    memcpy(blk, sb + 8 * 256 + 2 * i, 2);
-    memcpy(blk + 2, sb + 8 * 256 + 2 * R + 2 * i, 2);
-    uint8_t *s = blk + 4, *qs = blk + 16;
+/* Inverse of pack_q45_K. */
+static void unpack_q45_K(const uint8_t *sb, int64_t i, uint8_t *blk, int q5) {
+    const int64_t R = BM_PACK_ROWS, cb = q5 ? 320 : 256;
+    const uint8_t *sp = sb + 8 * cb;
+    memset(blk, 0, q5 ? sizeof(bm_block_q5_K) : sizeof(bm_block_q4_K));
+    memcpy(blk, sp + 2 * i, 2);
+    memcpy(blk + 2, sp + 2 * R + 2 * i, 2);
+    uint8_t *s = blk + 4, *qh = blk + 16, *qs = blk + (q5 ? 48 : 16);
     for (int j = 0; j < 8; j++) {
-        const int sc = sb[8 * 256 + 4 * R + j * R + i];
-        const int m = sb[8 * 256 + 4 * R + 8 * R + j * R + i];
+        const int sc = sp[4 * R + j * R + i];
+        const int m = sp[4 * R + 8 * R + j * R + i];
         if (j < 4) {
             s[j] |= (uint8_t)sc;
             s[j + 4] |= (uint8_t)m;
@@ -238,8 +263,11 @@ static void unpack_q4_K(const uint8_t *sb, int64_t i, uint8_t *blk) {
             s[j - 4] |= (uint8_t)((sc >> 4) << 6);
             s[j] |= (uint8_t)((m >> 4) << 6);
         }
-        for (int l = 0; l < BM_QK; l++)
-            qs[32 * (j / 2) + l] |= (uint8_t)(get_nibble(sb + j * 256, i, l) << (4 * (j % 2)));
+        const uint8_t *plane = sb + j * cb + 256;
+        for (int l = 0; l < BM_QK; l++) {
+            qs[32 * (j / 2) + l] |= (uint8_t)(get_nibble(sb + j * cb, i, l) << (4 * (j % 2)));
+            if (q5) qh[l] |= (uint8_t)(((plane[i * 4 + l % 4] >> (l / 4)) & 1) << j);
+        }
     }
 }
 
@@ -267,8 +295,9 @@ static void unpack_q6_K(const uint8_t *sb, int64_t i, uint8_t *blk) {
 
 void bm_pack_get_block(bm_dtype type, const uint8_t *grp, int64_t n_in, int64_t i, int64_t b,
                        uint8_t *blk) {
-    if (type == BM_Q4_K) {
-        unpack_q4_K(grp + (size_t)b * BM_PACK_Q4_K_SB, i, blk);
+    if (type == BM_Q4_K || type == BM_Q5_K) {
+        const int q5 = type == BM_Q5_K;
+        unpack_q45_K(grp + (size_t)b * (q5 ? BM_PACK_Q5_K_SB : BM_PACK_Q4_K_SB), i, blk, q5);
         return;
     }
     if (type == BM_Q6_K) {

@@ -362,14 +362,15 @@ Test(kernels, batch_invariance_bitwise) {
  * counts around the tile size, and bitwise batch invariance. */
 Test(kernels, packed_kernels_match_references) {
     bm_pool *pool = bm_pool_new(2, NULL);
-    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K, BM_Q6_K};
+    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K, BM_Q5_K, BM_Q6_K};
     static const int64_t outs[] = {16, 17, 31, 33, 100};
     static const int64_t toks[] = {1, 2, 7, 8, 9, 19};
     int n_checked = 0;
     FOR_EACH_LEVEL(lvl)
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             if (!bm_kernels_at(lvl)->mmp[types[ti]]) continue;
-            const bool kt = types[ti] == BM_Q4_K || types[ti] == BM_Q6_K;
+            const bool kt =
+                types[ti] == BM_Q4_K || types[ti] == BM_Q5_K || types[ti] == BM_Q6_K;
             const int64_t *ns = kt ? N_KBLOCK : N_BLOCK;
             double worst = 0;
             for (int i = 0; i < (kt ? 3 : 4); i++)
@@ -696,7 +697,7 @@ Test(kernels, avxvnni_level_follows_cpuid) {
         cr_assert(k->mmp[BM_Q8_0] == (evex ? bm_mmp_q8_0_vnni256 : bm_mmp_q8_0_avxvnni));
         cr_assert(k->mmp[BM_Q4_0] == (evex ? bm_mmp_q4_0_vnni256 : bm_mmp_q4_0_avxvnni));
         cr_assert(k->mmp[BM_Q5_0] == (evex ? bm_mmp_q5_0_vnni256 : bm_mmp_q5_0_avxvnni));
-        cr_assert(!k->mmp[BM_Q4_K] && !k->mmp[BM_Q6_K]);
+        cr_assert(!k->mmp[BM_Q4_K] && !k->mmp[BM_Q5_K] && !k->mmp[BM_Q6_K]);
     }
     bm_kernels_set_level(bm_kernels_max_level());
 }

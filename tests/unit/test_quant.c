@@ -335,7 +335,7 @@ Test(quant, bf16_rounding_ties) {
  * read from the original bitwise. Rows are random bytes (every code pattern and scale bit,
  * with finite f16 scales), 37 rows so the last group is partial. */
 Test(quant, packed_rows_read_back_exactly) {
-    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K, BM_Q6_K};
+    static const bm_dtype types[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_K, BM_Q5_K, BM_Q6_K};
     const int64_t n_in = 512, n_rows = 37;
     uint32_t s = 12345;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -356,7 +356,7 @@ Test(quant, packed_rows_read_back_exactly) {
             uint8_t *blk = w + b * bb;
             uint8_t *hi = type == BM_Q6_K ? blk + bb - 1 : blk + 1;
             *hi &= 0xBF; /* top exponent bit cleared: exponent <= 15, finite */
-            if (type == BM_Q4_K) blk[3] &= 0xBF; /* dmin */
+            if (type == BM_Q4_K || type == BM_Q5_K) blk[3] &= 0xBF; /* dmin */
         }
         for (int64_t g = 0; g < 3; g++) bm_pack_group(type, w, rb, n_in, n_rows, g, p + g * gb);
         bm_tensor t = {.type = type, .n_dims = 2, .ne = {n_in, n_rows}, .data = w,

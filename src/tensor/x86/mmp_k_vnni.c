@@ -1,8 +1,10 @@
-/* AVX-512 VNNI kernels over packed Q4_K / Q6_K weights (layout in kernels.h), built like the
+/* AVX-512 VNNI kernels over packed Q4_K / Q5_K / Q6_K weights (layout in kernels.h), built like the
  * Q8_0 / Q4_0 ones in mmp_vnni.c: one vpdpbusd multiplies 4 columns of 16 rows (unsigned codes)
  * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens, decode
  * takes two row groups. Per 32-column block the integer sum is exact:
  *   Q4_K: isum = sum q x (q 0..15); y += isum * (d sc d_x) - (dmin m) * (d_x xs);
+ *   Q5_K: the same with q 0..31 (16 added where the column's bit in the fifth-bit plane is
+ *         set, as the Q5_0 kernel does);
  *   Q6_K: per 16-column half h, A_h = sum q x - 32 sum x (the half's code sum computed here
  *         from the activation codes), isum = sc_0 A_0 + sc_1 A_1; y += isum * (d d_x).
  * Each token's outputs follow the same instruction sequence whatever the tile: batch
@@ -26,12 +28,15 @@ INLINE int32_t sum16(const uint8_t *p) {
     return _mm_cvtsi128_si32(s) + _mm_extract_epi16(s, 4) - 16 * 128;
 }
 
-/* One tile: ng (1, 2 or 4) row groups x nt tokens; q6: Q6_K, else Q4_K. */
+enum { K4 = 0, K6 = 1, K5 = 2 };
+
+/* One tile: ng (1, 2 or 4) row groups x nt tokens; kind: K4 (Q4_K), K5 (Q5_K) or K6 (Q6_K). */
 INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nsb,
-                  const int q6, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
+                  const int kind, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
                   const int nt, const uint8_t *pf) {
-    const size_t sbb = q6 ? BM_PACK_Q6_K_SB : BM_PACK_Q4_K_SB;
-    const size_t cb = q6 ? 384 : 256; /* code bytes per 32-column block */
+    const int q6 = kind == K6, q5 = kind == K5;
+    const size_t sbb = q6 ? BM_PACK_Q6_K_SB : q5 ? BM_PACK_Q5_K_SB : BM_PACK_Q4_K_SB;
+    const size_t cb = q6 ? 384 : q5 ? 320 : 256; /* code bytes per 32-column block */
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
     __m512 facc[4][NT];
     _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
@@ -74,6 +79,8 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
             }
             _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
                 const uint8_t *cp = grp + g * gb + s * sbb + (size_t)sub * cb;
+                const __m512i plane =
+                    q5 ? _mm512_load_si512((const void *)(cp + 256)) : _mm512_setzero_si512();
                 _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
                     const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
                     __m512i w0 = _mm512_and_si512(raw, lo4);
@@ -88,8 +95,20 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                         w0 = _mm512_ternarylogic_epi32(w0, h0, hi2, 0xF8); /* a | (b & c) */
                         w1 = _mm512_ternarylogic_epi32(w1, h1, hi2, 0xF8);
                     }
+                    if (q5) { /* add 16 where the column's fifth bit is set */
+                        const __m512i k16 = _mm512_set1_epi8(16);
+                        w0 = _mm512_mask_add_epi8(
+                            w0,
+                            _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))),
+                            w0, k16);
+                        w1 = _mm512_mask_add_epi8(
+                            w1,
+                            _mm512_test_epi8_mask(plane,
+                                                  _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
+                            w1, k16);
+                    }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
-                        /* Q6_K: one sum per 16-column half. Q4_K decode: two chains (the
+                        /* Q6_K: one sum per 16-column half. Q4_K/Q5_K decode: two chains (the
                          * same int32 sum) so vpdpbusd latency does not bound the stream. */
                         __m512i *ap = q6 && c >= 2 ? &acc1[g][j] : &acc[g][j];
                         __m512i *bp = !q6 && nt == 1 ? &acc1[g][j] : ap;
@@ -135,26 +154,27 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                                   facc[g][j]);
 }
 
-INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q6) {
+INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind) {
     const int64_t nsb = a->n_in / BM_QK_K;
-    const size_t gb = bm_pack_group_bytes(q6 ? BM_Q6_K : BM_Q4_K, a->n_in);
+    const size_t gb =
+        bm_pack_group_bytes(kind == K6 ? BM_Q6_K : kind == K5 ? BM_Q5_K : BM_Q4_K, a->n_in);
 #define GRP (a->w + (size_t)(r / PR) * gb)
     int64_t r = r0;
     if (a->n_tok == 1) {
         /* next tile's groups when they are still in this range, else none */
 #define NEXT(ng) (r + 2 * (ng) * PR <= r1 ? GRP + (size_t)(ng) * gb : NULL)
         for (; r + 3 * PR < r1; r += 4 * PR)
-            ktile(a, GRP, gb, 4, nsb, q6, r, 0xFFFF, rows_mask(r1 - r - 3 * PR), 0, 1, NEXT(4));
+            ktile(a, GRP, gb, 4, nsb, kind, r, 0xFFFF, rows_mask(r1 - r - 3 * PR), 0, 1, NEXT(4));
         for (; r + PR < r1; r += 2 * PR)
-            ktile(a, GRP, gb, 2, nsb, q6, r, 0xFFFF, rows_mask(r1 - r - PR), 0, 1, NEXT(2));
-        if (r < r1) ktile(a, GRP, gb, 1, nsb, q6, r, rows_mask(r1 - r), 0, 0, 1, NULL);
+            ktile(a, GRP, gb, 2, nsb, kind, r, 0xFFFF, rows_mask(r1 - r - PR), 0, 1, NEXT(2));
+        if (r < r1) ktile(a, GRP, gb, 1, nsb, kind, r, rows_mask(r1 - r), 0, 0, 1, NULL);
 #undef NEXT
         return;
     }
     for (; r < r1; r += PR) {
         const __mmask16 valid = rows_mask(r1 - r);
         int64_t t0;
-#define TILE1(nt) ktile(a, GRP, gb, 1, nsb, q6, r, valid, 0, t0, nt, NULL)
+#define TILE1(nt) ktile(a, GRP, gb, 1, nsb, kind, r, valid, 0, t0, nt, NULL)
         for (t0 = 0; t0 + NT <= a->n_tok; t0 += NT) TILE1(NT);
         NT_REST(a->n_tok - t0, NT, TILE1);
 #undef TILE1
@@ -162,5 +182,6 @@ INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q6) {
 #undef GRP
 }
 
-void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, 0); }
-void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, 1); }
+void bm_mmp_q4_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K4); }
+void bm_mmp_q5_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K5); }
+void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K6); }
