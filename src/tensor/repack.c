@@ -10,6 +10,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* 8 sub-blocks of 320 bytes (nibbles + plane), then d, dmin (32 bytes each), sc, m (128 each). */
+_Static_assert(BM_PACK_Q5_K_SB == 8 * 320 + 2 * 32 + 2 * 128 && BM_PACK_Q5_K_SB % 64 == 0,
+               "Q5_K packed super-block: whole 64-byte lines");
+
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
     const size_t nb = (size_t)(n_in / BM_QK), R = BM_PACK_ROWS;
     const bool k = type == BM_Q4_K || type == BM_Q5_K || type == BM_Q6_K;
