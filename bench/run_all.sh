@@ -19,6 +19,7 @@ models=(
   "qwen2.5-0.5b q4_K"
   "qwen2.5-0.5b f16"
   "qwen3-0.6b q4_K --arch qwen3"
+  "qwen3-0.6b q5_K --arch qwen3"
   "qwen2.5-1.5b q8_0"
   "qwen2.5-7b q4_0 -p 128 -n 16 -r 3"
 )
