@@ -1,8 +1,9 @@
-/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q5_K / Q6_K tensors regrouped by 16
- * and interleaved by column quads (layout in kernels.h) so the packed kernels produce 16
+/* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q5_K / Q6_K tensors regrouped
+ * by 16 and interleaved by column quads (layout in kernels.h) so the packed kernels produce 16
  * outputs per vector instruction with no horizontal sums. Plain C over the GGUF block structs;
- * the result is a separate buffer (t->packed), the original bytes stay where they are for
- * everything else (embedding lookups of a tied head, the scalar kernels, writers). */
+ * the result is a separate buffer (t->packed), the original bytes stay mapped for everything
+ * else (the scalar kernels, writers); bm_pack_get_block reads a block back exactly, so a tied
+ * head's embedding rows come from the packed copy. */
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 
