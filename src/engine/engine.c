@@ -5,8 +5,9 @@
  * request's output path (output.c). Prefix reuse: every full block is keyed by a hash chain
  * over its tokens (looked up in a hash table); cached blocks keep one reference held by the
  * cache, are mapped into new sequences whose prompts start with the same blocks, and are
- * evicted least recently used first when free blocks run out. A sequence that cannot grow preempts the newest one
- * (which goes back to the front of the queue and is re-evaluated, mostly from the cache). */
+ * evicted least recently used first when free blocks run out. A sequence that cannot grow
+ * preempts the newest one (which goes back to the front of the queue and is re-evaluated,
+ * mostly from the cache). */
 #include "engine/engine_int.h"
 
 #include <math.h>

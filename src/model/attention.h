@@ -1,7 +1,8 @@
 /* Internal interface of the fused attention (attention.c); its chunk kernels are in the
- * tensor layer (scalar reference in src/tensor/att_ref.c, SIMD in src/tensor/x86/att_*.c). Keys are processed in
- * fixed chunks of absolute positions with an online softmax, so no score matrix is ever
- * materialised and one query row's result never depends on the rest of the batch. */
+ * tensor layer (scalar reference in src/tensor/att_ref.c, SIMD in src/tensor/x86/att_*.c).
+ * Keys are processed in fixed chunks of absolute positions with an online softmax, so no score
+ * matrix is ever materialised and one query row's result never depends on the rest of the
+ * batch. */
 #ifndef BAIMO_MODEL_ATTENTION_H
 #define BAIMO_MODEL_ATTENTION_H
 
