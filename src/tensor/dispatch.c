@@ -94,6 +94,9 @@ static void fill_avxvnni(bm_kernels *k, bool evex) {
     k->mmp[BM_Q8_0] = PICK(bm_mmp_q8_0_, vnni256);
     k->mmp[BM_Q4_0] = PICK(bm_mmp_q4_0_, vnni256);
     k->mmp[BM_Q5_0] = PICK(bm_mmp_q5_0_, vnni256);
+    k->mmp[BM_Q4_K] = PICK(bm_mmp_q4_K_, vnni256);
+    k->mmp[BM_Q5_K] = PICK(bm_mmp_q5_K_, vnni256);
+    k->mmp[BM_Q6_K] = PICK(bm_mmp_q6_K_, vnni256);
 #undef PICK
 }
 #endif
@@ -133,6 +136,9 @@ static void fill(bm_kernels *k, int lvl) {
         k->mm[BM_Q6_K] = bm_mm_q6_K_avx2;
         k->mmp[BM_Q4_0] = bm_mmp_q4_0_avx2;
         k->mmp[BM_Q5_0] = bm_mmp_q5_0_avx2;
+        k->mmp[BM_Q4_K] = bm_mmp_q4_K_avx2;
+        k->mmp[BM_Q5_K] = bm_mmp_q5_K_avx2;
+        k->mmp[BM_Q6_K] = bm_mmp_q6_K_avx2;
         k->mm[BM_Q2_K] = bm_mm_q2_K_avx2;
         static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
                                       BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};

@@ -294,6 +294,16 @@ void bm_mmp_q4_0_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* Packed K-quant kernels over two 8-row halves (mmpk256.h), same three builds. */
+void bm_mmp_q4_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q6_K_avx2(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q6_K_avxvnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_K_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_K_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q6_K_vnni256(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q8_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);

@@ -697,7 +697,9 @@ Test(kernels, avxvnni_level_follows_cpuid) {
         cr_assert(k->mmp[BM_Q8_0] == (evex ? bm_mmp_q8_0_vnni256 : bm_mmp_q8_0_avxvnni));
         cr_assert(k->mmp[BM_Q4_0] == (evex ? bm_mmp_q4_0_vnni256 : bm_mmp_q4_0_avxvnni));
         cr_assert(k->mmp[BM_Q5_0] == (evex ? bm_mmp_q5_0_vnni256 : bm_mmp_q5_0_avxvnni));
-        cr_assert(!k->mmp[BM_Q4_K] && !k->mmp[BM_Q5_K] && !k->mmp[BM_Q6_K]);
+        cr_assert(k->mmp[BM_Q4_K] == (evex ? bm_mmp_q4_K_vnni256 : bm_mmp_q4_K_avxvnni));
+        cr_assert(k->mmp[BM_Q5_K] == (evex ? bm_mmp_q5_K_vnni256 : bm_mmp_q5_K_avxvnni));
+        cr_assert(k->mmp[BM_Q6_K] == (evex ? bm_mmp_q6_K_vnni256 : bm_mmp_q6_K_avxvnni));
     }
     bm_kernels_set_level(bm_kernels_max_level());
 }
