@@ -662,7 +662,7 @@ static cpu_bits cpu_bits_get(void) {
 /* The avxvnni level exists exactly when cpuid says AVX-VNNI (so not on AVX-512 VNNI CPUs
  * without it), vnni stays preferred where both exist, and the avxvnni table and its EVEX twin
  * (tested by every per-level test above where it runs) take the int8 kernels of the same
- * sources: the row kernels of mmk.h / mm_q2k.h, the packed ones of mmp256.h. */
+ * sources: the row kernels of mmk.h / mm_q2k.h, the packed ones of mmp256.h and mmpk256.h. */
 Test(kernels, avxvnni_level_follows_cpuid) {
     const cpu_bits c = cpu_bits_get();
     fprintf(stderr, "cpuid: avx2 %d, avx-vnni %d, avx512-vnni %d; max level %s\n", c.avx2,
