@@ -137,18 +137,8 @@ INLINE void ptile2(const bm_mm_args *a, const uint8_t *grp, int64_t nb, const in
             }
         }
     }
-    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
-        float *y = a->y + (t0 + j) * a->ldy + r;
-        if (nv == PR) {
-            _mm256_storeu_ps(y, facc[0][j]);
-            _mm256_storeu_ps(y + 8, facc[1][j]);
-        } else {
-            float tmp[PR];
-            _mm256_storeu_ps(tmp, facc[0][j]);
-            _mm256_storeu_ps(tmp + 8, facc[1][j]);
-            memcpy(y, tmp, sizeof(float) * (size_t)nv);
-        }
-    }
+    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)
+        store_group16(a->y + (t0 + j) * a->ldy + r, facc[0][j], facc[1][j], nv);
 }
 
 INLINE void pdrive2(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind) {

@@ -46,22 +46,12 @@ INLINE void amx_config(uint8_t cfg[64]) {
  * values spread to bytes in buf (row c = column quad c). */
 INLINE const uint8_t *amx_btile(const uint8_t *cp, const int q4, uint8_t *buf) {
     if (!q4) return cp;
-    const __m512i lo4 = _mm512_set1_epi8(0x0F);
     const __m512i plane =
         q4 == 2 ? _mm512_load_si512((const void *)(cp + 256)) : _mm512_setzero_si512();
     for (int c = 0; c < 4; c++) {
         const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
-        __m512i w0 = _mm512_and_si512(raw, lo4);
-        __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
-        if (q4 == 2) { /* Q5_0: + 16 where the column's fifth bit is set (bit = quad index) */
-            const __m512i k16 = _mm512_set1_epi8(16);
-            w0 = _mm512_mask_add_epi8(
-                w0, _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))), w0,
-                k16);
-            w1 = _mm512_mask_add_epi8(
-                w1, _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
-                w1, k16);
-        }
+        __m512i w0, w1;
+        nib_codes(raw, c, q4 == 2, plane, &w0, &w1);
         const __m512i bias = _mm512_set1_epi8(q4 == 2 ? 16 : 8);
         _mm512_store_si512((void *)(buf + 128 * c), _mm512_sub_epi8(w0, bias));
         _mm512_store_si512((void *)(buf + 128 * c + 64), _mm512_sub_epi8(w1, bias));

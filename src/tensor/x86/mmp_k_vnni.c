@@ -37,7 +37,7 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
     const int q6 = kind == K6, q5 = kind == K5;
     const size_t sbb = q6 ? BM_PACK_Q6_K_SB : q5 ? BM_PACK_Q5_K_SB : BM_PACK_Q4_K_SB;
     const size_t cb = q6 ? 384 : q5 ? 320 : 256; /* code bytes per 32-column block */
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    const __m512i hi2 = _mm512_set1_epi8(0x30);
     __m512 facc[4][NT];
     _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
@@ -82,9 +82,9 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                 const __m512i plane =
                     q5 ? _mm512_load_si512((const void *)(cp + 256)) : _mm512_setzero_si512();
                 _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
-                    const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
-                    __m512i w0 = _mm512_and_si512(raw, lo4);
-                    __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
+                    __m512i w0, w1;
+                    nib_codes(_mm512_load_si512((const void *)(cp + 64 * c)), c, q5, plane, &w0,
+                              &w1);
                     if (q6) {
                         /* High bits: vector c / 2; quads 4h + 0..3 at bits 4, 6, 0, 2. */
                         const __m512i h =
@@ -94,18 +94,6 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                             c % 2 ? _mm512_slli_epi16(h, 2) : _mm512_srli_epi16(h, 2);
                         w0 = _mm512_ternarylogic_epi32(w0, h0, hi2, 0xF8); /* a | (b & c) */
                         w1 = _mm512_ternarylogic_epi32(w1, h1, hi2, 0xF8);
-                    }
-                    if (q5) { /* add 16 where the column's fifth bit is set */
-                        const __m512i k16 = _mm512_set1_epi8(16);
-                        w0 = _mm512_mask_add_epi8(
-                            w0,
-                            _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))),
-                            w0, k16);
-                        w1 = _mm512_mask_add_epi8(
-                            w1,
-                            _mm512_test_epi8_mask(plane,
-                                                  _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
-                            w1, k16);
                     }
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         /* Q6_K: one sum per 16-column half. Q4_K/Q5_K decode: two chains (the

@@ -28,7 +28,6 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
     const size_t pf_step = pf ? ((size_t)ng * gb / (size_t)nb + 63) & ~(size_t)63 : 0;
     const size_t cb = q4 == 2 ? PR * (BM_QK / 2 + 4) : q4 ? PR * BM_QK / 2 : PR * BM_QK;
     const int off = q4 == 2 ? -16 : q4 ? -8 : -128;
-    const __m512i lo4 = _mm512_set1_epi8(0x0F);
     __m512 facc[4][NT];
     _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
@@ -54,21 +53,9 @@ INLINE void ptile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                 const __m512i plane =
                     q4 == 2 ? _mm512_load_si512((const void *)(cp + 256)) : _mm512_setzero_si512();
                 _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
-                    const __m512i raw = _mm512_load_si512((const void *)(cp + 64 * c));
-                    __m512i w0 = _mm512_and_si512(raw, lo4);
-                    __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
-                    if (q4 == 2) { /* Q5_0: add 16 where the column's high bit is set */
-                        const __m512i k16 = _mm512_set1_epi8(16);
-                        w0 = _mm512_mask_add_epi8(
-                            w0,
-                            _mm512_test_epi8_mask(plane, _mm512_set1_epi8((char)(1 << (2 * c)))),
-                            w0, k16);
-                        w1 = _mm512_mask_add_epi8(
-                            w1,
-                            _mm512_test_epi8_mask(plane,
-                                                  _mm512_set1_epi8((char)(1 << (2 * c + 1)))),
-                            w1, k16);
-                    }
+                    __m512i w0, w1;
+                    nib_codes(_mm512_load_si512((const void *)(cp + 64 * c)), c, q4 == 2, plane,
+                              &w0, &w1);
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         acc[g][j] = dp_b(acc[g][j], w0, xb + j * a->ldq + 8 * c);
                         if (sp)

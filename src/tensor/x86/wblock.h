@@ -44,6 +44,20 @@
         }                                                                                      \
     } while (0)
 
+/* Stores the 16 outputs of one packed row group (lo: rows 0-7, hi: rows 8-15), only the first
+ * nv (< 16 for the last group of a range). */
+INLINE void store_group16(float *y, __m256 lo, __m256 hi, int64_t nv) {
+    if (nv == BM_PACK_ROWS) {
+        _mm256_storeu_ps(y, lo);
+        _mm256_storeu_ps(y + 8, hi);
+        return;
+    }
+    float tmp[BM_PACK_ROWS];
+    _mm256_storeu_ps(tmp, lo);
+    _mm256_storeu_ps(tmp + 8, hi);
+    memcpy(y, tmp, sizeof(float) * (size_t)nv);
+}
+
 INLINE float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
