@@ -5,6 +5,7 @@
  * the tile, so results are batch invariant bitwise. Float weights: 8 elements per step in two
  * 4-lane FMA accumulators, then one 4-step, a lane sum and a scalar tail. */
 #include "tensor/arm/neon.h"
+#include "tensor/tile_driver.h"
 
 #include <math.h>
 
@@ -53,8 +54,8 @@ void bm_act_q8_neon(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
 
 /* ---- float-weight matmul ------------------------------------------------------------------- */
 
-#define NT 4
-#define KNR 4
+#define NT BM_TILE_NT
+#define KNR BM_TILE_NR
 
 #define F_KERNEL(T, LD, SC, ES)                                                                    \
     INLINE void T##_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0,                 \
@@ -95,22 +96,7 @@ void bm_act_q8_neon(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    void bm_mm_##T##_neon(const bm_mm_args *a, int64_t r0, int64_t r1) {                           \
-        const int64_t t_full = a->n_tok / NT * NT;                                                 \
-        for (int64_t r = r0; r < r1; r += KNR) {                                                   \
-            const int nr = r1 - r < KNR ? (int)(r1 - r) : KNR;                                     \
-            for (int i = 0; i < nr; i++)                                                           \
-                for (int64_t t = 0; t < t_full; t += NT) T##_tile(a, r + i, 1, t, NT);             \
-            for (int64_t t = t_full; t < a->n_tok; t++) {                                          \
-                switch (nr) {                                                                      \
-                case 4: T##_tile(a, r, 4, t, 1); break;                                            \
-                case 3: T##_tile(a, r, 3, t, 1); break;                                            \
-                case 2: T##_tile(a, r, 2, t, 1); break;                                            \
-                default: T##_tile(a, r, 1, t, 1); break;                                           \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }
+    BM_TILE_DRIVER(bm_mm_##T##_neon, T##_tile)
 
 F_KERNEL(f32, ld4_f32, f32_at, 4)
 F_KERNEL(f16, ld4_f16, f16_at, 2)

@@ -7,9 +7,10 @@
  * for whole groups of 4 tokens, up to 4 rows x 1 token for the rest); every element keeps its
  * own accumulator and the same instruction sequence whatever the tile: batch invariant. */
 #include "tensor/arm/neon.h"
+#include "tensor/tile_driver.h"
 
-#define NT 4  /* tokens per tile */
-#define KNR 4 /* rows per single-token tile */
+#define NT BM_TILE_NT
+#define KNR BM_TILE_NR
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 #define KNAME(t) CAT(CAT(bm_mm_, t), CAT(_, MMK_SUF))
@@ -38,22 +39,7 @@
             _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)                                   \
                 a->y[(t0 + j) * a->ldy + r + i] = vaddvq_f32(acc[i * nt + j]);                     \
     }                                                                                              \
-    void KNAME(T)(const bm_mm_args *a, int64_t r0, int64_t r1) {                                   \
-        const int64_t t_full = a->n_tok / NT * NT;                                                 \
-        for (int64_t r = r0; r < r1; r += KNR) {                                                   \
-            const int nr = r1 - r < KNR ? (int)(r1 - r) : KNR;                                     \
-            for (int i = 0; i < nr; i++)                                                           \
-                for (int64_t t = 0; t < t_full; t += NT) T##_tile(a, r + i, 1, t, NT);             \
-            for (int64_t t = t_full; t < a->n_tok; t++) {                                          \
-                switch (nr) {                                                                      \
-                case 4: T##_tile(a, r, 4, t, 1); break;                                            \
-                case 3: T##_tile(a, r, 3, t, 1); break;                                            \
-                case 2: T##_tile(a, r, 2, t, 1); break;                                            \
-                default: T##_tile(a, r, 1, t, 1); break;                                           \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }
+    BM_TILE_DRIVER(KNAME(T), T##_tile)
 
 Q_KERNEL(q8_0, sizeof(bm_block_q8_0), w_q8_0)
 Q_KERNEL(q4_0, sizeof(bm_block_q4_0), w_q4_0)

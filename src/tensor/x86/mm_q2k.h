@@ -9,11 +9,12 @@
  * vector, converted and scaled by d_x in float over the super-block, then by (d, d, -dmin,
  * -dmin, ...) once per super-block. Every output element follows one fixed instruction sequence
  * whatever n_tok is: results are batch invariant bitwise. */
+#include "tensor/tile_driver.h"
 #include "tensor/x86/dpbusd.h"
 #include "tensor/x86/wblock.h"
 
-#define NT 4  /* tokens per tile */
-#define KNR 4 /* rows per single-token tile */
+#define NT BM_TILE_NT
+#define KNR BM_TILE_NR
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 #define Q2K_NAME CAT(bm_mm_q2_K_, MMK_SUF)
@@ -125,19 +126,4 @@ INLINE void q2k_tile(const bm_mm_args *a, int64_t r, const int nr, int64_t t0, c
 }
 
 /* 1 row x 4 tokens for batches, up to 4 rows x 1 token for the token tail (decode). */
-void Q2K_NAME(const bm_mm_args *a, int64_t r0, int64_t r1) {
-    const int64_t t_full = a->n_tok / NT * NT;
-    for (int64_t r = r0; r < r1; r += KNR) {
-        const int nr = r1 - r < KNR ? (int)(r1 - r) : KNR;
-        for (int j = 0; j < nr; j++)
-            for (int64_t t = 0; t < t_full; t += NT) q2k_tile(a, r + j, 1, t, NT);
-        for (int64_t t = t_full; t < a->n_tok; t++) {
-            switch (nr) {
-            case 4: q2k_tile(a, r, 4, t, 1); break;
-            case 3: q2k_tile(a, r, 3, t, 1); break;
-            case 2: q2k_tile(a, r, 2, t, 1); break;
-            default: q2k_tile(a, r, 1, t, 1); break;
-            }
-        }
-    }
-}
+BM_TILE_DRIVER(Q2K_NAME, q2k_tile)

@@ -7,13 +7,12 @@
  * covers 4 elements of one 16-group); float scales per 32-block; mins through the activation
  * block sums (min * d_x * sum of codes), vectorized per super-block. Every output element
  * follows one fixed instruction sequence whatever n_tok is: results are batch invariant. */
+#include "tensor/tile_driver.h"
 #include "tensor/x86/dpbusd.h"
 #include "tensor/x86/wblock.h"
 
-#define NT 4 /* tokens per tile */
-#ifndef KNR
-#define KNR 4 /* rows per single-token tile */
-#endif
+#define NT BM_TILE_NT
+#define KNR BM_TILE_NR
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 #define KNAME(t) CAT(CAT(bm_mm_, t), CAT(_, MMK_SUF))
@@ -112,23 +111,7 @@ Q_KERNEL(q5_0, sizeof(bm_block_q5_0), w_q5_0)
 
 /* Tiles are nr rows x nt tokens with nr * nt <= 4: 1 x 4 tokens for batches, up to 4 rows x 1
  * token for the token tail (decode): each element keeps its own accumulators and sequence. */
-#define TILE_DRIVER(T)                                                                             \
-    void KNAME(T)(const bm_mm_args *a, int64_t r0, int64_t r1) {                                   \
-        const int64_t t_full = a->n_tok / NT * NT;                                                 \
-        for (int64_t r = r0; r < r1; r += KNR) {                                                   \
-            const int nr = r1 - r < KNR ? (int)(r1 - r) : KNR;                                     \
-            for (int j = 0; j < nr; j++)                                                           \
-                for (int64_t t = 0; t < t_full; t += NT) T##_tile(a, r + j, 1, t, NT);             \
-            for (int64_t t = t_full; t < a->n_tok; t++) {                                          \
-                switch (nr) {                                                                      \
-                case 4: T##_tile(a, r, 4, t, 1); break;                                            \
-                case 3: T##_tile(a, r, 3, t, 1); break;                                            \
-                case 2: T##_tile(a, r, 2, t, 1); break;                                            \
-                default: T##_tile(a, r, 1, t, 1); break;                                           \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define TILE_DRIVER(T) BM_TILE_DRIVER(KNAME(T), T##_tile)
 
 /* ---- Q4_1 / Q5_1: value = d * q + m, q unsigned ------------------------------------------ */
 
