@@ -7,8 +7,7 @@
  * batch invariance bitwise, and dot/axpy/rmsnorm bounds. Options: --expect-max NAME (what
  * run-time detection must find), --expect-current NAME (the level bm_matmul uses, after
  * BM_KERNELS), --levels-only (detection checks only). Exit status: number of failed checks. */
-#include "tensor/kernels.h"
-#include "tensor/quant.h"
+#include "../kern_fixture.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,93 +25,6 @@ static int n_fail, n_pass;
         else n_fail++;                                                                             \
     } while (0)
 
-static const double U = 1.0 / 16777216.0; /* float unit roundoff 2^-24 */
-
-static uint64_t rng = 88172645463325252ull;
-static float frand(void) { /* xorshift, uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(99);
-    }
-    return p;
-}
-
-typedef struct wmat {
-    uint8_t *buf;
-    bm_tensor t;
-    float *deq; /* [n_out, n_in] */
-} wmat;
-
-/* Random weights (every 97th value x8: varied block scales), misaligned by mis bytes. */
-static wmat make_w(bm_dtype type, int64_t n_in, int64_t n_out, int mis) {
-    wmat m;
-    size_t rb = 0;
-    bm_row_bytes(type, n_in, &rb);
-    const bm_type_traits *tt = bm_type_traits_get(type);
-    m.buf = xmalloc(rb * (size_t)n_out + 64);
-    m.deq = xmalloc(sizeof(float) * (size_t)(n_in * n_out));
-    for (int64_t i = 0; i < n_in * n_out; i++) {
-        const float v = frand();
-        m.deq[i] = (i % 97 == 0) ? 8.0f * v : v;
-    }
-    uint8_t *data = m.buf + mis;
-    for (int64_t r = 0; r < n_out; r++) tt->from_f32(m.deq + r * n_in, data + r * rb, n_in);
-    for (int64_t r = 0; r < n_out; r++) tt->to_f32(data + r * rb, m.deq + r * n_in, n_in);
-    memset(&m.t, 0, sizeof m.t);
-    snprintf(m.t.name, sizeof m.t.name, "w");
-    m.t.type = type;
-    m.t.n_dims = 2;
-    m.t.ne[0] = n_in;
-    m.t.ne[1] = n_out;
-    m.t.data = data;
-    m.t.n_bytes = rb * (size_t)n_out;
-    return m;
-}
-
-static void run_mm(bm_pool *pool, const bm_tensor *w, const float *x, int64_t n_tok, float *y) {
-    const size_t sb = bm_matmul_scratch_bytes(w->ne[0], n_tok, bm_pool_n_threads(pool));
-    void *scr = aligned_alloc(64, (sb + 63) & ~(size_t)63);
-    bm_matmul(pool, w, x, n_tok, y, scr);
-    free(scr);
-}
-
-typedef struct actq {
-    bm_mm_args a;
-    uint8_t *q;
-    float *d;
-    int32_t *s;
-} actq;
-
-static actq new_act(int64_t n_in, int64_t n_tok) {
-    actq r;
-    memset(&r, 0, sizeof r);
-    r.a.n_in = n_in;
-    r.a.n_tok = n_tok;
-    r.a.ldq = n_in;
-    r.a.ldd = n_in / BM_QK;
-    r.q = xmalloc((size_t)(n_tok * n_in));
-    r.d = xmalloc(sizeof(float) * (size_t)(n_tok * r.a.ldd));
-    r.s = xmalloc(sizeof(int32_t) * (size_t)(n_tok * r.a.ldd));
-    memset(r.q, 0xAB, (size_t)(n_tok * n_in));
-    r.a.xq = r.q;
-    r.a.xd = r.d;
-    r.a.xs = r.s;
-    return r;
-}
-
-static void free_act(actq *r) {
-    free(r->q);
-    free(r->d);
-    free(r->s);
-}
 
 /* The level's quantizer vs bm_act_q8_ref, bitwise, both code formats; x holds random values,
  * a zero block, exact ties (x * (1/d) = k + 1/2 with d = 1) and negative zeros. */
@@ -209,8 +121,7 @@ static double check_case(bm_pool *pool, const bm_kernels *k, bm_dtype type, int6
     }
     free(xb);
     free(yb);
-    free(w.buf);
-    free(w.deq);
+    free_w(&w);
     return worst;
 }
 
@@ -307,8 +218,7 @@ static void check_batch_invariance(bm_pool *pool, const bm_kernels *k) {
         free(y7);
         free(y1);
         free(ys);
-        free(w.buf);
-        free(w.deq);
+        free_w(&w);
     }
 }
 

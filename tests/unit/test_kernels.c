@@ -5,8 +5,7 @@
  * (row t of an n_tok=7 call equals the n_tok=1 call bitwise), and a whole forward pass at the
  * scalar level vs the fastest level on tiny random models. */
 #include "baimo/model.h"
-#include "tensor/kernels.h"
-#include "tensor/quant.h"
+#include "../kern_fixture.h"
 
 #include <cpuid.h>
 #include <criterion/criterion.h>
@@ -29,94 +28,18 @@ static const int64_t N_BLOCK[] = {32, 64, 256, 4128};
 /* K formats: multiples of 256 (one, two and 17 super-blocks). */
 static const int64_t N_KBLOCK[] = {256, 512, 4352};
 
-static uint64_t rng = 88172645463325252ull;
-static float frand(void) { /* xorshift, uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
 
-typedef struct wmat {
-    uint8_t *buf;   /* owned */
-    bm_tensor t;    /* data = buf + misalignment */
-    float *deq;     /* [n_out, n_in] dequantized */
-} wmat;
-
-static wmat make_w(bm_dtype type, int64_t n_in, int64_t n_out, int mis) {
-    wmat m;
-    size_t rb;
-    cr_assert(bm_row_bytes(type, n_in, &rb));
-    const bm_type_traits *tt = bm_type_traits_get(type);
-    m.buf = malloc(rb * (size_t)n_out + 64);
-    float *src = malloc(sizeof(float) * (size_t)(n_in * n_out));
-    /* Heavy-ish tails so blocks have varied scales, including outliers. */
-    for (int64_t i = 0; i < n_in * n_out; i++) {
-        float v = frand();
-        src[i] = (i % 97 == 0) ? 8.0f * v : v;
-    }
-    uint8_t *data = m.buf + mis;
-    for (int64_t r = 0; r < n_out; r++) tt->from_f32(src + r * n_in, data + r * rb, n_in);
-    m.deq = src;
-    for (int64_t r = 0; r < n_out; r++) tt->to_f32(data + r * rb, m.deq + r * n_in, n_in);
-    memset(&m.t, 0, sizeof m.t);
-    snprintf(m.t.name, sizeof m.t.name, "w");
-    m.t.type = type;
-    m.t.n_dims = 2;
-    m.t.ne[0] = n_in;
-    m.t.ne[1] = n_out;
-    m.t.data = data;
-    m.t.n_bytes = rb * (size_t)n_out;
-    return m;
-}
-
-static void free_w(wmat *m) {
-    free(m->buf);
-    free(m->deq);
-}
 
 static bool block_type(bm_dtype t) { return bm_type_traits_get(t)->quantized; }
 
-/* Runs bm_matmul at the current level; x and y are misaligned by one float. */
-static void run_mm(bm_pool *pool, const bm_tensor *w, const float *x, int64_t n_tok, float *y) {
-    size_t sb = bm_matmul_scratch_bytes(w->ne[0], n_tok, bm_pool_n_threads(pool));
-    void *scr = aligned_alloc(64, (sb + 63) & ~(size_t)63);
-    bm_matmul(pool, w, x, n_tok, y, scr);
-    free(scr);
-}
 
 /* Quantized activations of x exactly as bm_matmul makes them (the reference quantizer). */
-typedef struct actq {
-    bm_mm_args a;
-    uint8_t *q;
-    float *d;
-    int32_t *s;
-} actq;
-
 static actq quant_act(const float *x, int64_t n_in, int64_t n_tok, bool u8) {
-    actq r;
-    memset(&r, 0, sizeof r);
-    r.a.n_in = n_in;
-    r.a.n_tok = n_tok;
-    r.a.ldq = n_in;
-    r.a.ldd = n_in / BM_QK;
-    r.q = malloc((size_t)(n_tok * n_in));
-    r.d = malloc(sizeof(float) * (size_t)(n_tok * r.a.ldd));
-    r.s = malloc(sizeof(int32_t) * (size_t)(n_tok * r.a.ldd));
-    r.a.xq = r.q;
-    r.a.xd = r.d;
-    r.a.xs = r.s;
+    actq r = new_act(n_in, n_tok);
     bm_act_q8_ref(x, n_in, 0, n_tok, &r.a, u8);
     return r;
 }
 
-static void free_act(actq *r) {
-    free(r->q);
-    free(r->d);
-    free(r->s);
-}
-
-static const double U = 1.0 / 16777216.0; /* float unit roundoff 2^-24 */
 
 /* Activation rounding of the vdpbf16ps kernel: f32 to bf16, round to nearest even (finite x). */
 static float bf16_rne(float x) {
