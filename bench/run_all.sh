@@ -21,6 +21,9 @@ models=(
   "qwen3-0.6b q4_K --arch qwen3"
   "qwen3-0.6b q5_K --arch qwen3"
   "qwen2.5-1.5b q8_0"
+  "qwen2.5-1.5b q4_0"
+  "qwen2.5-1.5b q4_K"
+  "qwen2.5-1.5b f16 -p 128 -n 16 -r 3"
   "qwen2.5-7b q4_0 -p 128 -n 16 -r 3"
 )
 

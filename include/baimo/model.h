@@ -150,6 +150,7 @@ typedef struct bm_ctx_params {
     int32_t max_batch;   /* max tokens per forward call (<= 0: 512) */
     int32_t n_seq;       /* max concurrent sequences the KV cache is sized for (<= 0: 1) */
     int32_t n_threads;   /* <= 0: all CPUs */
+    bool profile;        /* time each step of the forward pass (bm_ctx_profile) */
 } bm_ctx_params;
 
 bm_status bm_ctx_new(const bm_model *m, const bm_ctx_params *p, bm_ctx **out, bm_err *err);
@@ -158,6 +159,27 @@ bm_kv *bm_ctx_kv(bm_ctx *c);
 bm_pool *bm_ctx_pool(bm_ctx *c);
 int32_t bm_ctx_n_ctx(const bm_ctx *c);
 int32_t bm_ctx_max_batch(const bm_ctx *c);
+
+/* Steps of the forward pass timed when bm_ctx_params.profile is set: token embedding lookup;
+ * RMS norms and residual adds; the Q/K/V matmuls; biases, q/k norms, RoPE and the K/V cache
+ * write; attention; the output projection; the gate/up matmuls; SwiGLU; the down matmul; the
+ * final norm and the vocabulary head. */
+typedef enum bm_prof_step {
+    BM_PROF_EMBED, BM_PROF_NORM, BM_PROF_QKV, BM_PROF_ROPE, BM_PROF_ATTN, BM_PROF_WO,
+    BM_PROF_GATE_UP, BM_PROF_ACT, BM_PROF_DOWN, BM_PROF_HEAD, BM_PROF_COUNT
+} bm_prof_step;
+
+/* Wall seconds per step summed over every forward call since the context was made or the last
+ * bm_ctx_profile_reset (all zero when profiling is off). */
+typedef struct bm_profile {
+    double secs[BM_PROF_COUNT];
+    int64_t n_forward; /* forward slices timed */
+} bm_profile;
+
+void bm_ctx_profile(const bm_ctx *c, bm_profile *out);
+void bm_ctx_profile_reset(bm_ctx *c);
+/* Short lowercase name of a step ("qkv", "attention", ...); "?" outside the enum. */
+const char *bm_prof_step_name(int step);
 
 /* Runs the model over the batch, appending K/V to each sequence, and writes logits
  * [n_out, n_vocab] for the tokens selected by batch->logits (in batch order) into logits

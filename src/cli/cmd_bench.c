@@ -22,6 +22,8 @@
  *  - peak RSS (VmHWM) next to the model file size + the KV cache allocated, read BEFORE the
  *    bandwidth probe (whose 1 GiB buffer would otherwise dominate it).
  *  - --ref: pp16 / tg4 with the fast kernels and with the scalar reference (BM_KERNELS=ref).
+ *  - --profile: one more pp and tg run with the forward pass timing its steps (bm_ctx_profile):
+ *    the share of each step, and the matmul steps' ops over their own time against the peaks.
  * Self-contained (library API, stdio and POSIX only) so bench/bench_forward.c can reuse it. */
 #include "baimo/model.h"
 #include "baimo/tensor.h"
@@ -136,6 +138,38 @@ static bm_status time_once(bm_ctx *c, int32_t n_vocab, int32_t p, int32_t n, dou
     return st;
 }
 
+/* One pp batch and n generated tokens with the step timers on: pp[] the batch's seconds per
+ * step, tg[] the seconds per step per generated token. */
+static bm_status profile_once(bm_ctx *c, int32_t n_vocab, int32_t p, int32_t n, bm_profile *pp,
+                              bm_profile *tg, float *logits, int32_t *toks, bm_err *err) {
+    bm_seq s;
+    bm_status st = bm_seq_init(&s, p + n + 1, err);
+    if (st) return st;
+    for (int32_t i = 0; i < p + n; i++) toks[i] = (int32_t)((i * 7919u + 13u) % (uint32_t)n_vocab);
+    bm_ctx_profile_reset(c);
+    if (p > 0) st = bm_model_eval(c, &s, toks, p, false, logits, err);
+    bm_ctx_profile(c, pp);
+    bm_ctx_profile_reset(c);
+    for (int32_t i = 0; i < n && !st; i++) st = bm_model_eval(c, &s, toks + p + i, 1, false,
+                                                              logits, err);
+    bm_ctx_profile(c, tg);
+    for (int k = 0; k < BM_PROF_COUNT && n > 0; k++) tg->secs[k] /= n;
+    bm_seq_fini(&s, bm_ctx_kv(c));
+    return st;
+}
+
+static double prof_total(const bm_profile *pr) {
+    double t = 0;
+    for (int k = 0; k < BM_PROF_COUNT; k++) t += pr->secs[k];
+    return t;
+}
+
+/* Seconds in the matmul steps (the head included: its ops are counted too). */
+static double prof_matmul(const bm_profile *pr) {
+    return pr->secs[BM_PROF_QKV] + pr->secs[BM_PROF_WO] + pr->secs[BM_PROF_GATE_UP] +
+           pr->secs[BM_PROF_DOWN] + pr->secs[BM_PROF_HEAD];
+}
+
 static void spread(const double *v, int n, double *med, double *mn, double *mx) {
     double s[64];
     memcpy(s, v, sizeof(double) * (size_t)n);
@@ -162,13 +196,14 @@ static double peak_rss_bytes(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: baimo bench -m MODEL [-p 128] [-n 32] [-t THREADS] [-r REPS] "
-                    "[--json] [--ref]\n"
+                    "[--json] [--ref] [--profile]\n"
                     "  -p N   prompt tokens timed as one batch (0..8192)\n"
                     "  -n N   tokens generated one at a time after it (0..8192)\n"
                     "  -t N   threads (0 = all CPUs, up to 512)\n"
                     "  -r N   repetitions (1..64); median, min and max are reported\n"
                     "  --json one JSON object on stdout\n"
-                    "  --ref  also time pp16 / tg4 with the scalar reference kernels\n");
+                    "  --ref  also time pp16 / tg4 with the scalar reference kernels\n"
+                    "  --profile  time each step of the forward pass in one more pp and tg run\n");
     return 2;
 }
 
@@ -196,7 +231,7 @@ static bool int_arg(int argc, char **argv, int *i, const char *name, long lo, lo
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     long p = 128, n = 32, threads = 0, reps = 5;
-    bool json = false, with_ref = false, bad = false;
+    bool json = false, with_ref = false, with_prof = false, bad = false;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
             if (i + 1 >= argc) {
@@ -214,6 +249,7 @@ int cmd_bench(int argc, char **argv) {
             continue;
         if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--ref")) with_ref = true;
+        else if (!strcmp(argv[i], "--profile")) with_prof = true;
         else {
             fprintf(stderr, "baimo bench: unknown option '%s'\n", argv[i]);
             return usage();
@@ -237,7 +273,7 @@ int cmd_bench(int argc, char **argv) {
     if (bm_model_load(path, &m, &err)) goto fail;
     const int32_t pb = p > 16 ? (int32_t)p : 16;
     bm_ctx_params cp = {.n_ctx = (int32_t)(p + n + 32), .max_batch = pb, .n_seq = 1,
-                        .n_threads = (int)threads};
+                        .n_threads = (int)threads, .profile = with_prof};
     if (bm_ctx_new(m, &cp, &c, &err)) goto fail;
     const int32_t nv = m->hp.n_vocab;
     logits = malloc(sizeof(float) * (size_t)nv);
@@ -321,6 +357,11 @@ int cmd_bench(int argc, char **argv) {
         if (st) goto fail;
     }
 
+    bm_profile prof_pp = {0}, prof_tg = {0};
+    if (with_prof &&
+        profile_once(c, nv, (int32_t)p, (int32_t)n, &prof_pp, &prof_tg, logits, toks, &err))
+        goto fail;
+
     /* Memory: read before the bandwidth probe allocates and touches its 1 GiB. */
     const double rss = peak_rss_bytes();
     struct stat sb;
@@ -366,6 +407,10 @@ int cmd_bench(int argc, char **argv) {
                                         1e9
                                   : 0;
     const double pp_ratio = pp_secs > 0 ? ideal_secs / pp_secs : 0;
+    /* The matmul steps alone against the peaks (their ideal time over their profiled time). */
+    const double mm_ideal = peak_i8 > 0 && peak_f32 > 0
+                                ? (mm_i8_ops / peak_i8 + mm_f32_ops / peak_f32) / 1e9 : 0;
+    const double pp_mm_ratio = prof_matmul(&prof_pp) > 0 ? mm_ideal / prof_matmul(&prof_pp) : 0;
 
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (json) {
@@ -394,6 +439,17 @@ int cmd_bench(int argc, char **argv) {
                    "\"pp_speedup_vs_ref\":%.3f,\"tg_speedup_vs_ref\":%.3f",
                    fast_pp16, fast_tg4, ref_pp, ref_tg, ref_pp > 0 ? fast_pp16 / ref_pp : 0,
                    ref_tg > 0 ? fast_tg4 / ref_tg : 0);
+        if (with_prof) {
+            for (int which = 0; which < 2; which++) {
+                const bm_profile *pr = which ? &prof_tg : &prof_pp;
+                printf(",\"%s_profile_ms\":{", which ? "tg" : "pp");
+                for (int k = 0; k < BM_PROF_COUNT; k++)
+                    printf("%s\"%s\":%.4f", k ? "," : "", bm_prof_step_name(k),
+                           pr->secs[k] * 1e3);
+                printf("}");
+            }
+            printf(",\"pp_matmul_peak_ratio\":%.4f", pp_mm_ratio);
+        }
         printf("}\n");
     } else {
         printf("model %s  type %s (%s of the matmul bytes)  threads %d  kernels %s\n", name,
@@ -418,6 +474,17 @@ int cmd_bench(int argc, char **argv) {
                    "(%.1fx)\n",
                    fast_pp16, ref_pp, ref_pp > 0 ? fast_pp16 / ref_pp : 0, fast_tg4, ref_tg,
                    ref_tg > 0 ? fast_tg4 / ref_tg : 0);
+        if (with_prof) {
+            const double tp = prof_total(&prof_pp), tt = prof_total(&prof_tg);
+            printf("profile      pp%-4ld ms   share   tg ms/token   share\n", p);
+            for (int k = 0; k < BM_PROF_COUNT; k++)
+                printf("  %-10s %9.3f  %5.1f%%  %11.4f  %5.1f%%\n", bm_prof_step_name(k),
+                       prof_pp.secs[k] * 1e3, tp > 0 ? 100 * prof_pp.secs[k] / tp : 0,
+                       prof_tg.secs[k] * 1e3, tt > 0 ? 100 * prof_tg.secs[k] / tt : 0);
+            printf("  matmul steps: %.1f%% of pp, at %.3f of the measured peak; %.1f%% of tg\n",
+                   tp > 0 ? 100 * prof_matmul(&prof_pp) / tp : 0, pp_mm_ratio,
+                   tt > 0 ? 100 * prof_matmul(&prof_tg) / tt : 0);
+        }
     }
     rc = 0;
 fail:

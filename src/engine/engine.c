@@ -461,7 +461,8 @@ bm_status bm_engine_new(const bm_model *m, const bm_tok *tok, const bm_engine_pa
     uint64_t n_seq = p->kv_bytes ? p->kv_bytes / (per_seq ? per_seq : 1) : (uint64_t)e->n_parallel;
     if (n_seq < 1) n_seq = 1;
     if (n_seq > 4096) n_seq = 4096;
-    bm_ctx_params cp = {e->n_ctx, e->max_batch, (int32_t)n_seq, p->n_threads};
+    bm_ctx_params cp = {.n_ctx = e->n_ctx, .max_batch = e->max_batch, .n_seq = (int32_t)n_seq,
+                        .n_threads = p->n_threads};
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     pthread_cond_init(&e->cv_emb, NULL);

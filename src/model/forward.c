@@ -26,6 +26,8 @@ struct bm_ctx {
     bm_seq **b_seq;
     bool *b_want;
     bm_arena arena;
+    bool profile;
+    bm_profile prof;
 };
 
 bm_status bm_ctx_new(const bm_model *m, const bm_ctx_params *p, bm_ctx **out, bm_err *err) {
@@ -34,6 +36,7 @@ bm_status bm_ctx_new(const bm_model *m, const bm_ctx_params *p, bm_ctx **out, bm
     bm_ctx *c = bm_calloc(1, sizeof *c, err);
     if (!c) return BM_ENOMEM;
     c->m = m;
+    c->profile = p && p->profile;
     c->n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (h->n_ctx_train < 4096 ? h->n_ctx_train : 4096);
     c->max_batch = p && p->max_batch > 0 ? p->max_batch : 512;
     int32_t n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
@@ -101,6 +104,26 @@ bm_kv *bm_ctx_kv(bm_ctx *c) { return c->kv; }
 bm_pool *bm_ctx_pool(bm_ctx *c) { return c->pool; }
 int32_t bm_ctx_n_ctx(const bm_ctx *c) { return c->n_ctx; }
 int32_t bm_ctx_max_batch(const bm_ctx *c) { return c->max_batch; }
+
+void bm_ctx_profile(const bm_ctx *c, bm_profile *out) { *out = c->prof; }
+void bm_ctx_profile_reset(bm_ctx *c) { memset(&c->prof, 0, sizeof c->prof); }
+
+const char *bm_prof_step_name(int step) {
+    static const char *const names[BM_PROF_COUNT] = {
+        "embed", "norm", "qkv", "rope_kv", "attention", "wo", "gate_up", "swiglu", "down", "head"};
+    return step >= 0 && step < BM_PROF_COUNT ? names[step] : "?";
+}
+
+/* Profiling: LAP(step) charges the time since the previous lap to step (a clock read per step
+ * only when the context profiles). */
+#define LAP(step)                                                                              \
+    do {                                                                                       \
+        if (c->profile) {                                                                      \
+            const double now_ = bm_time_now();                                                 \
+            c->prof.secs[step] += now_ - lap;                                                  \
+            lap = now_;                                                                        \
+        }                                                                                      \
+    } while (0)
 
 static inline float *kv_slot(const bm_kv *kv, float *base, int layer, const bm_seq *s,
                              int32_t pos) {
@@ -205,36 +228,49 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
                          .freq_factors = m->rope_freqs};
     if (h->rope_scaling != BM_ROPE_SCALING_YARN) rp.attn_factor = 1.0f;
 
+    double lap = c->profile ? bm_time_now() : 0;
+    if (c->profile) c->prof.n_forward++;
     for (int32_t i = 0; i < n; i++) {
         bm_tensor_get_row(m->tok_embd, b->tokens[off + i], c->x + i * E);
         bm_rope_cache_ref(&rp, b->pos[off + i], c->cs + (size_t)i * h->n_rot);
     }
+    LAP(BM_PROF_EMBED);
     for (int li = 0; li < h->n_layer; li++) {
         const bm_layer *l = &m->layers[li];
         tok_task tt = {.c = c, .b = b, .l = l, .off = off, .n = n, .layer = li, .rp = &rp};
         tt.phase = PH_ATTN_IN;
         tok_steps(&tt);
+        LAP(BM_PROF_NORM);
         {   /* Q, K, V share their input: one quantization, one pool run */
             const bm_tensor *ws[3] = {l->wq, l->wk, l->wv};
             float *ys[3] = {c->q, c->k, c->v};
             bm_matmul_multi(c->pool, 3, ws, c->hb, n, ys, c->mm_scratch);
         }
+        LAP(BM_PROF_QKV);
         tt.phase = PH_QKV;
         tok_steps(&tt);
+        LAP(BM_PROF_ROPE);
         bm_att_run(&c->attn, c->pool, c->kv, li, b, off, n, c->q, c->att);
+        LAP(BM_PROF_ATTN);
         bm_matmul(c->pool, l->wo, c->att, n, c->hb, c->mm_scratch);
+        LAP(BM_PROF_WO);
         tt.phase = PH_FFN_IN;
         tok_steps(&tt);
+        LAP(BM_PROF_NORM);
         {
             const bm_tensor *ws[2] = {l->w_gate, l->w_up};
             float *ys[2] = {c->gate, c->up};
             bm_matmul_multi(c->pool, 2, ws, c->hb, n, ys, c->mm_scratch);
         }
+        LAP(BM_PROF_GATE_UP);
         tt.phase = PH_SWIGLU;
         tok_steps(&tt);
+        LAP(BM_PROF_ACT);
         bm_matmul(c->pool, l->w_down, c->gate, n, c->hb, c->mm_scratch);
+        LAP(BM_PROF_DOWN);
         tt.phase = PH_RESID;
         tok_steps(&tt);
+        LAP(BM_PROF_NORM);
     }
     /* final norm and head for the tokens that want logits, compacted */
     int32_t k = 0;
@@ -250,7 +286,9 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
     if (k > 0 && logits) bm_matmul(c->pool, m->output, c->hb, k, logits + (size_t)*n_logits * h->n_vocab,
                          c->mm_scratch);
     *n_logits += k;
+    LAP(BM_PROF_HEAD);
 }
+#undef LAP
 
 bm_status bm_model_forward(bm_ctx *c, const bm_batch *b, float *logits, bm_err *err) {
     const bm_hparams *h = &c->m->hp;

@@ -90,6 +90,29 @@ for w in "pp8" "tg2" "peak" "peak RSS"; do
   grep -q "$w" "$T/out.txt" || bad "text output lacks '$w'"
 done
 
+# ---- --profile: every step in the text and in the JSON, shares summing to 100% ----
+"$BAIMO" bench -m "$T/tiny.gguf" -p 8 -n 2 -r 1 --profile >"$T/prof.txt" 2>&1 ||
+  bad "bench --profile: $(cat "$T/prof.txt")"
+for w in embed norm qkv rope_kv attention wo gate_up swiglu down head "matmul steps"; do
+  grep -q "^  $w" "$T/prof.txt" || bad "--profile text lacks '$w'"
+done
+"$BAIMO" bench -m "$T/tiny.gguf" -p 8 -n 2 -r 1 --profile --json >"$T/prof.json" 2>&1 ||
+  bad "bench --profile --json: $(cat "$T/prof.json")"
+"$PY" - "$T/prof.json" <<'PYEOF' || bad "--profile JSON"
+import json, sys
+j = json.loads(open(sys.argv[1]).read())
+steps = ["embed", "norm", "qkv", "rope_kv", "attention", "wo", "gate_up", "swiglu", "down", "head"]
+for which in ("pp", "tg"):
+    pr = j[f"{which}_profile_ms"]
+    assert list(pr) == steps, (which, list(pr))
+    assert all(v >= 0 for v in pr.values()), pr
+    assert pr["qkv"] > 0 and pr["attention"] > 0 and pr["down"] > 0, pr
+# (the sum of the pp steps is printed for the log: the profiled run is not a timed one)
+total = sum(j["pp_profile_ms"].values()) / 1e3
+assert 0 < j["pp_matmul_peak_ratio"] < 2, j["pp_matmul_peak_ratio"]
+print("ok: --profile json, pp steps sum", round(total * 1e3, 3), "ms")
+PYEOF
+
 # ---- bad input: specific message, exit code 1 or 2 (not a signal) ----
 head -c 100000 "$T/tiny.gguf" >"$T/trunc.gguf"
 check() { # description, expected message (grep -E), command...

@@ -266,3 +266,49 @@ Test(model, context_overflow_is_a_clear_error) {
     bm_ctx_free(c);
     bm_model_free(m);
 }
+
+/* bm_ctx_params.profile: every step of a pass is charged (the matmul and attention steps take
+ * time on any machine), the logits are the same as without the timers, a context without it
+ * reports zeros, and reset clears. */
+Test(model, profile_times_each_step) {
+    bm_err err = {0};
+    bm_model *m;
+    cr_assert_eq(bm_model_load(base_path, &m, &err), BM_OK);
+    const int32_t nv = m->hp.n_vocab;
+    int32_t toks[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    float *lg[2] = {calloc((size_t)nv, 4), calloc((size_t)nv, 4)};
+    bm_profile pr[2];
+    for (int on = 0; on < 2; on++) {
+        bm_ctx *c;
+        bm_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .profile = on};
+        cr_assert_eq(bm_ctx_new(m, &cp, &c, &err), BM_OK);
+        bm_seq s;
+        bm_seq_init(&s, 32, &err);
+        cr_assert_eq(bm_model_eval(c, &s, toks, 8, false, lg[on], &err), BM_OK);
+        bm_ctx_profile(c, &pr[on]);
+        if (on) {
+            bm_profile z;
+            bm_ctx_profile_reset(c);
+            bm_ctx_profile(c, &z);
+            for (int k = 0; k < BM_PROF_COUNT; k++) cr_assert_eq(z.secs[k], 0.0);
+            cr_assert_eq(z.n_forward, 0);
+        }
+        bm_seq_fini(&s, bm_ctx_kv(c));
+        bm_ctx_free(c);
+    }
+    for (int k = 0; k < BM_PROF_COUNT; k++) {
+        cr_assert_eq(pr[0].secs[k], 0.0, "profile off: %s %g", bm_prof_step_name(k),
+                     pr[0].secs[k]);
+        cr_assert(pr[1].secs[k] >= 0, "%s", bm_prof_step_name(k));
+    }
+    cr_assert_eq(pr[1].n_forward, 1);
+    const int timed[] = {BM_PROF_QKV, BM_PROF_ATTN, BM_PROF_GATE_UP, BM_PROF_DOWN, BM_PROF_HEAD};
+    for (size_t i = 0; i < sizeof timed / sizeof timed[0]; i++)
+        cr_assert(pr[1].secs[timed[i]] > 0, "%s not timed", bm_prof_step_name(timed[i]));
+    cr_assert_str_eq(bm_prof_step_name(BM_PROF_ATTN), "attention");
+    cr_assert_str_eq(bm_prof_step_name(BM_PROF_COUNT), "?");
+    cr_assert_eq(memcmp(lg[0], lg[1], (size_t)nv * 4), 0, "timers changed the logits");
+    free(lg[0]);
+    free(lg[1]);
+    bm_model_free(m);
+}
