@@ -125,8 +125,10 @@ static double check_case(bm_pool *pool, const bm_kernels *k, bm_dtype type, int6
     return worst;
 }
 
-static const bm_dtype TYPES[] = {BM_F32, BM_F16, BM_Q8_0, BM_Q4_0, BM_Q5_0};
+static const bm_dtype TYPES[] = {BM_F32,  BM_F16,  BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
+                                 BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
 #define N_TYPES (int)(sizeof TYPES / sizeof TYPES[0])
+static bool is_k(bm_dtype t) { return bm_type_traits_get(t)->block_elems == BM_QK_K; }
 
 static void check_matmul(bm_pool *pool, const bm_kernels *k) {
     static const int64_t toks[] = {1, 2, 3, 7, 16};
@@ -135,17 +137,40 @@ static void check_matmul(bm_pool *pool, const bm_kernels *k) {
     for (int ti = 0; ti < N_TYPES; ti++) {
         const bm_dtype type = TYPES[ti];
         const bool flt = type == BM_F32 || type == BM_F16;
-        const int64_t *ns = flt ? n_float : n_block;
-        const int nn = flt ? 5 : 4;
         double worst = 0;
         int cases = 0;
-        for (int i = 0; i < nn; i++)
-            for (int j = 0; j < 5; j++) {
-                if (ns[i] > 1000 && toks[j] > 3) continue; /* keep qemu time short */
-                const double e = check_case(pool, k, type, ns[i], toks[j], ns[i] > 1000 ? 5 : 13);
-                if (!(e <= worst)) worst = e;
-                cases++;
+        if (is_k(type)) {
+            /* super-block counts 1, 3 and 17 (4096 + 256); tokens 1, 2, 5 (one full 4-token
+             * tile and a tail), 17; rows 1, 7, 17, 33 (4-row tiles and every tail) */
+            static const int64_t nk[] = {256, 768, 4352}, tk[] = {1, 2, 5, 17};
+            static const int64_t rk[] = {1, 7, 17, 33};
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 4; j++) {
+                    if (nk[i] > 1000 && tk[j] > 5) continue; /* keep qemu time short */
+                    const int64_t n_out = nk[i] > 1000 ? rk[j % 2 + 1] : rk[(i + j) % 4];
+                    const double e = check_case(pool, k, type, nk[i], tk[j], n_out);
+                    if (!(e <= worst)) worst = e;
+                    cases++;
+                }
+            if (worst <= 1.0) { /* the remaining row counts once each */
+                for (int j = 0; j < 4; j++) {
+                    const double e = check_case(pool, k, type, 512, 3, rk[j]);
+                    if (!(e <= worst)) worst = e;
+                    cases++;
+                }
             }
+        } else {
+            const int64_t *ns = flt ? n_float : n_block;
+            const int nn = flt ? 5 : 4;
+            for (int i = 0; i < nn; i++)
+                for (int j = 0; j < 5; j++) {
+                    if (ns[i] > 1000 && toks[j] > 3) continue; /* keep qemu time short */
+                    const double e =
+                        check_case(pool, k, type, ns[i], toks[j], ns[i] > 1000 ? 5 : 13);
+                    if (!(e <= worst)) worst = e;
+                    cases++;
+                }
+        }
         CHECK(k->mm[type] != NULL && worst <= 1.0,
               "%-7s %-5s bm_matmul vs references, %d shapes: worst error / bound = %.3g", k->name,
               bm_dtype_name(type), cases, worst);
@@ -322,6 +347,15 @@ static void check_table(const bm_kernels *k, int lvl) {
               k->act[BM_Q5_0] == BM_ACT_Q8,
           "%-7s table: signed codes, %s int8 kernels, neon float kernels", k->name,
           dp ? "sdot" : "smull");
+#define PK(t) (dp ? bm_mm_##t##_dotprod : bm_mm_##t##_neon)
+    CHECK(k->mm[BM_Q4_1] == PK(q4_1) && k->mm[BM_Q5_1] == PK(q5_1) && k->mm[BM_Q2_K] == PK(q2_K) &&
+              k->mm[BM_Q3_K] == PK(q3_K) && k->mm[BM_Q4_K] == PK(q4_K) &&
+              k->mm[BM_Q5_K] == PK(q5_K) && k->mm[BM_Q6_K] == PK(q6_K),
+          "%-7s table: Q4_1/Q5_1/Q2_K..Q6_K %s kernels", k->name, dp ? "sdot" : "smull");
+#undef PK
+    bool acts = true;
+    for (int ti = 2; ti < N_TYPES; ti++) acts = acts && k->act[TYPES[ti]] == BM_ACT_Q8;
+    CHECK(acts, "%-7s table: every quantized type consumes BM_ACT_Q8", k->name);
 }
 
 int main(int argc, char **argv) {
