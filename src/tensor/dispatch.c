@@ -64,6 +64,7 @@ static void fill_arm(bm_kernels *k, int lvl) {
     k->axpy_f32 = bm_axpy_f32_neon;
     k->rmsnorm = bm_rmsnorm_neon;
     k->swiglu = bm_swiglu_neon;
+    k->att_chunk = bm_att_chunk_neon;
     k->act_u8 = false; /* both levels multiply signed codes (smull / sdot) */
     k->mm[BM_F32] = bm_mm_f32_neon;
     k->mm[BM_F16] = bm_mm_f16_neon;
