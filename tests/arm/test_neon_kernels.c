@@ -1,11 +1,14 @@
 /* AArch64 kernel checks, cross-compiled and run under qemu-aarch64 by tests/ref/test_neon.sh
  * (Criterion is not available for arm64 here, so this is plain C printing one line per check).
  * For the neon and dotprod levels: the table (signed codes, which kernel per type), the
- * activation quantizer bitwise against bm_act_q8_ref, bm_matmul for F32/F16/Q8_0/Q4_0/Q5_0 on
- * many shapes against double sums with the bounds of tests/unit/test_kernels.c, an extreme
- * Q8_0 block (codes -128 vs -127: the int16 pair sums of the smull path at their limit) exact,
- * batch invariance bitwise, and dot/axpy/rmsnorm bounds. Options: --expect-max NAME (what
- * run-time detection must find), --expect-current NAME (the level bm_matmul uses, after
+ * activation quantizer bitwise against bm_act_q8_ref, bm_matmul for F32/F16 and every
+ * quantized type (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q2_K..Q6_K) on many shapes against double sums
+ * and bm_mm_q8_ref with the bounds of tests/unit/test_kernels.c (K types: 1, 3 and 17
+ * super-blocks, 1..33 rows, 1..17 tokens, misaligned weights and activations), an extreme Q8_0
+ * block (codes -128 vs -127: the int16 pair sums of the smull path at their limit) exact, batch
+ * invariance bitwise, dot/axpy/rmsnorm/swiglu bounds, and the attention chunk kernel against a
+ * double softmax attention with bitwise row and slot invariance. Options: --expect-max NAME
+ * (what run-time detection must find), --expect-current NAME (the level bm_matmul uses, after
  * BM_KERNELS), --levels-only (detection checks only). Exit status: number of failed checks. */
 #include "../kern_fixture.h"
 
