@@ -64,6 +64,7 @@ static void fill_arm(bm_kernels *k, int lvl) {
     k->axpy_f32 = bm_axpy_f32_neon;
     k->rmsnorm = bm_rmsnorm_neon;
     k->swiglu = bm_swiglu_neon;
+    k->att_chunk = bm_att_chunk_neon;
     k->act_u8 = false; /* both levels multiply signed codes (smull / sdot) */
     k->mm[BM_F32] = bm_mm_f32_neon;
     k->mm[BM_F16] = bm_mm_f16_neon;
@@ -71,7 +72,16 @@ static void fill_arm(bm_kernels *k, int lvl) {
     k->mm[BM_Q8_0] = dp ? bm_mm_q8_0_dotprod : bm_mm_q8_0_neon;
     k->mm[BM_Q4_0] = dp ? bm_mm_q4_0_dotprod : bm_mm_q4_0_neon;
     k->mm[BM_Q5_0] = dp ? bm_mm_q5_0_dotprod : bm_mm_q5_0_neon;
-    k->act[BM_Q8_0] = k->act[BM_Q4_0] = k->act[BM_Q5_0] = BM_ACT_Q8;
+    k->mm[BM_Q4_1] = dp ? bm_mm_q4_1_dotprod : bm_mm_q4_1_neon;
+    k->mm[BM_Q5_1] = dp ? bm_mm_q5_1_dotprod : bm_mm_q5_1_neon;
+    k->mm[BM_Q2_K] = dp ? bm_mm_q2_K_dotprod : bm_mm_q2_K_neon;
+    k->mm[BM_Q3_K] = dp ? bm_mm_q3_K_dotprod : bm_mm_q3_K_neon;
+    k->mm[BM_Q4_K] = dp ? bm_mm_q4_K_dotprod : bm_mm_q4_K_neon;
+    k->mm[BM_Q5_K] = dp ? bm_mm_q5_K_dotprod : bm_mm_q5_K_neon;
+    k->mm[BM_Q6_K] = dp ? bm_mm_q6_K_dotprod : bm_mm_q6_K_neon;
+    static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
+                                  BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
+    for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
 }
 #endif
 

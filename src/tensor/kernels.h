@@ -235,10 +235,25 @@ void bm_mm_f16_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q8_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_neon(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* Q4_1, Q5_1 and the K formats (mmk_arm_k.h in mmk_neon.c / mmk_dotprod.c). */
+#define BM_ARM_MM_DECL(suf)                                                                  \
+    void bm_mm_q4_1_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);                      \
+    void bm_mm_q5_1_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);                      \
+    void bm_mm_q2_K_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);                      \
+    void bm_mm_q3_K_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);                      \
+    void bm_mm_q4_K_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);                      \
+    void bm_mm_q5_K_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);                      \
+    void bm_mm_q6_K_##suf(const bm_mm_args *a, int64_t r0, int64_t r1);
+BM_ARM_MM_DECL(neon)
 /* dotprod level (mmk_dotprod.c, -march=armv8.2-a+dotprod): the same row kernels with sdot. */
 void bm_mm_q8_0_dotprod(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q4_0_dotprod(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_q5_0_dotprod(const bm_mm_args *a, int64_t r0, int64_t r1);
+BM_ARM_MM_DECL(dotprod)
+#undef BM_ARM_MM_DECL
+/* Attention chunk kernel of both levels (att_neon.c): 4-lane fma chains; the scalar
+ * reference when hd % 16 != 0. */
+void bm_att_chunk_neon(const bm_att_chunk *a);
 #endif
 
 /* ---- per-ISA kernels (src/tensor/x86/) ------------------------------------------------- */

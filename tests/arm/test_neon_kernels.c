@@ -1,11 +1,14 @@
 /* AArch64 kernel checks, cross-compiled and run under qemu-aarch64 by tests/ref/test_neon.sh
  * (Criterion is not available for arm64 here, so this is plain C printing one line per check).
  * For the neon and dotprod levels: the table (signed codes, which kernel per type), the
- * activation quantizer bitwise against bm_act_q8_ref, bm_matmul for F32/F16/Q8_0/Q4_0/Q5_0 on
- * many shapes against double sums with the bounds of tests/unit/test_kernels.c, an extreme
- * Q8_0 block (codes -128 vs -127: the int16 pair sums of the smull path at their limit) exact,
- * batch invariance bitwise, and dot/axpy/rmsnorm bounds. Options: --expect-max NAME (what
- * run-time detection must find), --expect-current NAME (the level bm_matmul uses, after
+ * activation quantizer bitwise against bm_act_q8_ref, bm_matmul for F32/F16 and every
+ * quantized type (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q2_K..Q6_K) on many shapes against double sums
+ * and bm_mm_q8_ref with the bounds of tests/unit/test_kernels.c (K types: 1, 3 and 17
+ * super-blocks, 1..33 rows, 1..17 tokens, misaligned weights and activations), an extreme Q8_0
+ * block (codes -128 vs -127: the int16 pair sums of the smull path at their limit) exact, batch
+ * invariance bitwise, dot/axpy/rmsnorm/swiglu bounds, and the attention chunk kernel against a
+ * double softmax attention with bitwise row and slot invariance. Options: --expect-max NAME
+ * (what run-time detection must find), --expect-current NAME (the level bm_matmul uses, after
  * BM_KERNELS), --levels-only (detection checks only). Exit status: number of failed checks. */
 #include "../kern_fixture.h"
 
@@ -125,8 +128,10 @@ static double check_case(bm_pool *pool, const bm_kernels *k, bm_dtype type, int6
     return worst;
 }
 
-static const bm_dtype TYPES[] = {BM_F32, BM_F16, BM_Q8_0, BM_Q4_0, BM_Q5_0};
+static const bm_dtype TYPES[] = {BM_F32,  BM_F16,  BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
+                                 BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
 #define N_TYPES (int)(sizeof TYPES / sizeof TYPES[0])
+static bool is_k(bm_dtype t) { return bm_type_traits_get(t)->block_elems == BM_QK_K; }
 
 static void check_matmul(bm_pool *pool, const bm_kernels *k) {
     static const int64_t toks[] = {1, 2, 3, 7, 16};
@@ -135,17 +140,40 @@ static void check_matmul(bm_pool *pool, const bm_kernels *k) {
     for (int ti = 0; ti < N_TYPES; ti++) {
         const bm_dtype type = TYPES[ti];
         const bool flt = type == BM_F32 || type == BM_F16;
-        const int64_t *ns = flt ? n_float : n_block;
-        const int nn = flt ? 5 : 4;
         double worst = 0;
         int cases = 0;
-        for (int i = 0; i < nn; i++)
-            for (int j = 0; j < 5; j++) {
-                if (ns[i] > 1000 && toks[j] > 3) continue; /* keep qemu time short */
-                const double e = check_case(pool, k, type, ns[i], toks[j], ns[i] > 1000 ? 5 : 13);
-                if (!(e <= worst)) worst = e;
-                cases++;
+        if (is_k(type)) {
+            /* super-block counts 1, 3 and 17 (4096 + 256); tokens 1, 2, 5 (one full 4-token
+             * tile and a tail), 17; rows 1, 7, 17, 33 (4-row tiles and every tail) */
+            static const int64_t nk[] = {256, 768, 4352}, tk[] = {1, 2, 5, 17};
+            static const int64_t rk[] = {1, 7, 17, 33};
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 4; j++) {
+                    if (nk[i] > 1000 && tk[j] > 5) continue; /* keep qemu time short */
+                    const int64_t n_out = nk[i] > 1000 ? rk[j % 2 + 1] : rk[(i + j) % 4];
+                    const double e = check_case(pool, k, type, nk[i], tk[j], n_out);
+                    if (!(e <= worst)) worst = e;
+                    cases++;
+                }
+            if (worst <= 1.0) { /* the remaining row counts once each */
+                for (int j = 0; j < 4; j++) {
+                    const double e = check_case(pool, k, type, 512, 3, rk[j]);
+                    if (!(e <= worst)) worst = e;
+                    cases++;
+                }
             }
+        } else {
+            const int64_t *ns = flt ? n_float : n_block;
+            const int nn = flt ? 5 : 4;
+            for (int i = 0; i < nn; i++)
+                for (int j = 0; j < 5; j++) {
+                    if (ns[i] > 1000 && toks[j] > 3) continue; /* keep qemu time short */
+                    const double e =
+                        check_case(pool, k, type, ns[i], toks[j], ns[i] > 1000 ? 5 : 13);
+                    if (!(e <= worst)) worst = e;
+                    cases++;
+                }
+        }
         CHECK(k->mm[type] != NULL && worst <= 1.0,
               "%-7s %-5s bm_matmul vs references, %d shapes: worst error / bound = %.3g", k->name,
               bm_dtype_name(type), cases, worst);
@@ -310,6 +338,113 @@ static void check_helpers(const bm_kernels *k) {
     free(want);
 }
 
+/* The attention chunk kernel (kernels.h contract) on K/V blocks of 16 rows out of order, rows
+ * strided as in a cache: every row's m against the double maximum score (float dot bound) and
+ * o / l against the double softmax(q K^T scale) V (4e-6 + 1e-5 |ref|, test_attention.c's bound),
+ * token counts 1, 2, 5, 16 with causal limits on the diagonal at the chunk's start, at its end,
+ * and random; every token's rows bitwise the same computed alone (n_tok 1), and every head's
+ * row the same computed as the only head of a G = 1 call (its slot). hd 40: the reference. */
+static void check_att(const bm_kernels *k) {
+    static const int cfg[][2] = {{64, 1}, {64, 7}, {128, 2}, {40, 3}}; /* hd, G */
+    static const int nts[] = {1, 2, 5, 16};
+    enum { BLK = 16, NB = BM_ATT_CHUNK / BLK, T = 16, GM = 7 };
+    double worst = 0, worst_m = 0;
+    bool same = true;
+    int calls = 0;
+    for (int ci = 0; ci < 4; ci++) {
+        const int hd = cfg[ci][0], G = cfg[ci][1], ld = 3 * hd;
+        const int64_t ldq = (int64_t)G * hd + 16;
+        float *kv = xmalloc(2 * (size_t)NB * BLK * ld * sizeof(float));
+        float *qb = xmalloc(((size_t)T * ldq + 1) * sizeof(float)), *q = qb + 1;
+        float *sc = xmalloc((size_t)T * G * BM_ATT_CHUNK * sizeof(float));
+        float *st[2][3]; /* [tile / alone][m, l, o] */
+        for (int w = 0; w < 2; w++) {
+            st[w][0] = xmalloc((size_t)T * G * sizeof(float));
+            st[w][1] = xmalloc((size_t)T * G * sizeof(float));
+            st[w][2] = xmalloc((size_t)T * G * hd * sizeof(float));
+        }
+        for (size_t i = 0; i < 2 * (size_t)NB * BLK * ld; i++) kv[i] = 2.0f * frand();
+        for (size_t i = 0; i < (size_t)T * ldq; i++) q[i] = 3.0f * frand();
+        const float *kb[NB], *vb[NB];
+        for (int b = 0; b < NB; b++) {
+            kb[b] = kv + (size_t)((b * 5) % NB) * BLK * ld;
+            vb[b] = kv + ((size_t)NB + (size_t)((b * 3) % NB)) * BLK * ld + hd; /* other cols */
+        }
+        for (int c = 0; c < 4; c++)
+            for (int mode = 0; mode < 3; mode++) {
+                const int nt = nts[c];
+                int nk[T];
+                for (int t = 0; t < nt; t++)
+                    nk[t] = mode == 0   ? t + 1
+                            : mode == 1 ? BM_ATT_CHUNK - nt + 1 + t
+                                        : 1 + (int)((frand() + 1) * 127.99f);
+                const bm_att_chunk ca = {.q = q, .ldq = ldq, .kb = kb, .vb = vb, .ld = ld,
+                                         .blk = BLK, .n_tok = nt, .G = G, .hd = hd, .n_key = nk,
+                                         .scale = 0.125f, .s = sc, .m = st[0][0],
+                                         .l = st[0][1], .o = st[0][2]};
+                k->att_chunk(&ca);
+                calls++;
+                for (int t = 0; t < nt; t++)
+                    for (int g = 0; g < G; g++) {
+                        const int r = t * G + g;
+                        const float *qr = q + t * ldq + g * hd;
+                        double mx = -INFINITY, mag = 0, w[BM_ATT_CHUNK], sum = 0;
+                        for (int j = 0; j < nk[t]; j++) {
+                            const float *kr = kb[j / BLK] + (size_t)(j % BLK) * ld;
+                            double d = 0, a = 0;
+                            for (int e = 0; e < hd; e++) {
+                                d += (double)qr[e] * kr[e];
+                                a += fabs((double)qr[e] * kr[e]);
+                            }
+                            w[j] = d * 0.125;
+                            if (w[j] > mx) mx = w[j];
+                            if (a > mag) mag = a;
+                        }
+                        const double bm = 2.0 * (hd + 8) * U * mag * 0.125 + 2 * U * fabs(mx);
+                        const double em = fabs(st[0][0][r] - mx) / bm;
+                        if (!(em <= worst_m)) worst_m = em;
+                        for (int j = 0; j < nk[t]; j++) sum += (w[j] = exp(w[j] - mx));
+                        for (int e = 0; e < hd; e++) {
+                            double o = 0;
+                            for (int j = 0; j < nk[t]; j++)
+                                o += w[j] * vb[j / BLK][(size_t)(j % BLK) * ld + e];
+                            o /= sum;
+                            const double got = (double)st[0][2][(size_t)r * hd + e] / st[0][1][r];
+                            const double er = fabs(got - o) / (4e-6 + 1e-5 * fabs(o));
+                            if (!(er <= worst)) worst = er;
+                        }
+                    }
+                for (int t = 0; t < nt; t++) {
+                    bm_att_chunk one = ca;
+                    one.q = q + t * ldq, one.n_tok = 1, one.n_key = nk + t;
+                    one.m = st[1][0], one.l = st[1][1], one.o = st[1][2];
+                    k->att_chunk(&one);
+                    const size_t r = (size_t)t * G;
+                    same = same && !memcmp(st[1][0], st[0][0] + r, G * sizeof(float)) &&
+                           !memcmp(st[1][1], st[0][1] + r, G * sizeof(float)) &&
+                           !memcmp(st[1][2], st[0][2] + r * hd, (size_t)G * hd * sizeof(float));
+                    for (int g = 0; g < G && G > 1; g++) { /* head g as the only one */
+                        bm_att_chunk h1 = one;
+                        h1.q = q + t * ldq + g * hd, h1.G = 1;
+                        k->att_chunk(&h1);
+                        same = same && st[1][0][0] == st[0][0][r + g] &&
+                               st[1][1][0] == st[0][1][r + g] &&
+                               !memcmp(st[1][2], st[0][2] + (r + g) * hd, hd * sizeof(float));
+                    }
+                }
+            }
+        for (int w = 0; w < 2; w++) free(st[w][0]), free(st[w][1]), free(st[w][2]);
+        free(kv), free(qb), free(sc);
+    }
+    CHECK(worst <= 1.0 && worst_m <= 1.0,
+          "%-7s att_chunk vs double softmax attention, %d calls: worst o/l error / bound = %.3g, "
+          "m error / bound = %.3g", k->name, calls, worst, worst_m);
+    CHECK(same, "%-7s att_chunk: each token alone, each head alone: bitwise its rows in the tile",
+          k->name);
+    CHECK(k->att_chunk == bm_att_chunk_neon, "%-7s table: att_chunk is bm_att_chunk_neon",
+          k->name);
+}
+
 static void check_table(const bm_kernels *k, int lvl) {
     const bool dp = lvl == BM_LVL_DOTPROD;
     CHECK(k->level == lvl && !strcmp(k->name, bm_kernels_level_name(lvl)) && !k->act_u8 &&
@@ -322,6 +457,15 @@ static void check_table(const bm_kernels *k, int lvl) {
               k->act[BM_Q5_0] == BM_ACT_Q8,
           "%-7s table: signed codes, %s int8 kernels, neon float kernels", k->name,
           dp ? "sdot" : "smull");
+#define PK(t) (dp ? bm_mm_##t##_dotprod : bm_mm_##t##_neon)
+    CHECK(k->mm[BM_Q4_1] == PK(q4_1) && k->mm[BM_Q5_1] == PK(q5_1) && k->mm[BM_Q2_K] == PK(q2_K) &&
+              k->mm[BM_Q3_K] == PK(q3_K) && k->mm[BM_Q4_K] == PK(q4_K) &&
+              k->mm[BM_Q5_K] == PK(q5_K) && k->mm[BM_Q6_K] == PK(q6_K),
+          "%-7s table: Q4_1/Q5_1/Q2_K..Q6_K %s kernels", k->name, dp ? "sdot" : "smull");
+#undef PK
+    bool acts = true;
+    for (int ti = 2; ti < N_TYPES; ti++) acts = acts && k->act[TYPES[ti]] == BM_ACT_Q8;
+    CHECK(acts, "%-7s table: every quantized type consumes BM_ACT_Q8", k->name);
 }
 
 int main(int argc, char **argv) {
@@ -366,6 +510,7 @@ int main(int argc, char **argv) {
             check_q8_extreme(pool, k);
             check_batch_invariance(pool, k);
             check_helpers(k);
+            check_att(k);
         }
         bm_pool_free(pool);
     }

@@ -2,8 +2,10 @@
 # AArch64 kernels on an x86 machine: cross-compiles the tensor layer (src/tensor/*.c, ops/,
 # arm/, through the Makefile's rule and per-file flags: *_dotprod.c with
 # -march=armv8.2-a+dotprod) and the few src/base/ files it needs, links them statically with
-# tests/arm/test_neon_kernels.c, and runs it under qemu-aarch64: the default CPU (max: has dotprod) checks both levels; cortex-a53 (no
-# dotprod) checks that detection falls back to neon; BM_KERNELS=neon caps the level in use.
+# tests/arm/test_neon_kernels.c, and runs it under qemu-aarch64: the default CPU (max: has
+# dotprod) checks both levels (matmul kernels of every quantized type, attention, helpers);
+# cortex-a53 (no dotprod) checks that detection falls back to neon and runs the neon level's
+# checks there; BM_KERNELS=neon caps the level in use.
 # Skips (exit 0) only when aarch64-linux-gnu-gcc or qemu-aarch64 is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

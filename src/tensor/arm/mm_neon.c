@@ -126,23 +126,6 @@ void bm_axpy_f32_neon(float s, const float *x, float *y, int64_t n) {
     for (; i < n; i++) y[i] += s * x[i];
 }
 
-/* e^x for x clamped to [-87, 88] (so 2^n stays a normal float): n = round(x log2 e),
- * r = x - n ln2 (ln2 split in a part exact in float times n and a correction; |r| <= 0.35),
- * e^r by its Taylor polynomial to degree 7 (truncation < 6e-9 relative), times 2^n built in
- * the exponent field. Relative error a few float ulps. */
-INLINE float32x4_t exp4(float32x4_t x) {
-    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f));
-    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
-    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f));
-    r = vfmsq_f32(r, n, vdupq_n_f32(1.42860682030941723e-6f));
-    static const float c[8] = {1.0f,      1.0f,       1.0f / 2,   1.0f / 6,
-                               1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
-    float32x4_t p = vdupq_n_f32(c[7]);
-    for (int i = 6; i >= 0; i--) p = vfmaq_f32(vdupq_n_f32(c[i]), p, r);
-    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-    return vmulq_f32(p, vreinterpretq_f32_s32(e));
-}
-
 void bm_swiglu_neon(const float *g, const float *u, float *y, int64_t n) {
     const float32x4_t one = vdupq_n_f32(1.0f);
     int64_t i = 0;
