@@ -23,6 +23,7 @@ typedef struct amx_emu_state {
     /* Counters and fault injection for the tests. */
     long n_cfg, n_load, n_dp, n_store, n_release, n_dpbf16;
     bool swap_sign; /* run TDPBSUD as TDPBSSD and back (a deliberately wrong kernel) */
+    bool swap_pair; /* TDPBF16PS pairs a's element j with b's element 1 - j (wrong too) */
 } amx_emu_state;
 
 static _Thread_local amx_emu_state amx_emu;
@@ -183,7 +184,8 @@ static inline void amx_emu_dpbf16ps(int c, int a, int b) {
             for (int n = 0; n < nn; n++)
                 for (int j = 0; j < 2; j++) {
                     const float x = amx_emu_bf16(&amx_emu.t[a][m][4 * k + 2 * j]);
-                    const float y = amx_emu_bf16(&amx_emu.t[b][k][4 * n + 2 * j]);
+                    const int jb = amx_emu.swap_pair ? 1 - j : j;
+                    const float y = amx_emu_bf16(&amx_emu.t[b][k][4 * n + 2 * jb]);
                     temp[2 * n + j] = amx_emu_ftz(fmaf(x, y, temp[2 * n + j]));
                 }
         for (int n = 0; n < nn; n++) {
