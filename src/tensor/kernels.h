@@ -232,7 +232,7 @@ bool bm_amx_selfcheck(bm_mm_fn q8_0, bm_mm_fn q4_0, bm_mm_fn q5_0);
  * nearest even) is exact in float in any order, so the result must equal it; (2) general
  * weights and activations: |y - sum w x| <= (2^-8 + (n_in + 64) 2^-24 (1 + 2^-8)) sum |w x|,
  * 2^-8 for the bf16 rounding of each activation, the second term for float accumulation in
- * any order. True when both hold everywhere. */
+ * any order; and tokens 5..7 with rows 16..19 alone give the same bits. True when all hold. */
 bool bm_amx_selfcheck_bf16(bm_mm_fn bf16);
 /* What bm_amx_probe found for the bf16 kernel: BM_AMX_NO_CPU without AMX-BF16 (CPUID.(7,0):
  * EDX[22]) or without the int8 level, BM_AMX_CHECK_FAILED, or BM_AMX_OK (then the amx level's

@@ -128,6 +128,8 @@ static float sb_mag(uint32_t *seed, int e) {
     return ldexpf(sc_next(seed) & 1 ? -m : m, -e);
 }
 
+/* One case of bm_amx_selfcheck_bf16 (kernels.h): exact (small integer weights, the sums over
+ * bf16-rounded activations exact in float) or bounded (general values). */
 static bool sb_case(bm_mm_fn fn, bool exact, uint32_t seed) {
     uint16_t w[SB_OUT * SB_IN];
     float x[SB_TOK * SB_IN], y[SB_TOK * SB_OUT];
@@ -154,6 +156,17 @@ static bool sb_case(bm_mm_fn fn, bool exact, uint32_t seed) {
     a.y = y;
     a.ldy = SB_OUT;
     fn(&a, 0, SB_OUT);
+    /* Tokens 5..7 alone (tiles of 3 rows, as in decode) and rows 16..19 alone: bitwise the
+     * same outputs (batch and chunk invariance on this CPU). */
+    float y3[3 * SB_OUT];
+    for (size_t i = 0; i < sizeof y3 / sizeof y3[0]; i++) y3[i] = -1e30f;
+    a.n_tok = 3;
+    a.x = x + 5 * SB_IN;
+    a.y = y3;
+    fn(&a, 16, SB_OUT);
+    for (int t = 0; t < 3; t++)
+        if (memcmp(y3 + t * SB_OUT + 16, y + (5 + t) * SB_OUT + 16, 4 * sizeof(float)))
+            return false;
     for (int t = 0; t < SB_TOK; t++)
         for (int r = 0; r < SB_OUT; r++) {
             double sr = 0, s = 0, mag = 0;
