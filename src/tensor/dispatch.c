@@ -182,6 +182,8 @@ static void fill(bm_kernels *k, int lvl) {
         k->mmp[BM_Q8_0] = bm_mmp_q8_0_amx;
         k->mmp[BM_Q4_0] = bm_mmp_q4_0_amx;
         k->mmp[BM_Q5_0] = bm_mmp_q5_0_amx;
+        /* BF16 weights packed into B tiles only where the bf16 kernel passed its own check. */
+        if (bm_amx_bf16_state() == BM_AMX_OK) k->mmp[BM_BF16] = bm_mmp_bf16_amx;
     }
 #endif
 }
@@ -252,6 +254,9 @@ static void summarize(void) {
     const int amx = bm_amx_state();
     if (n < sizeof summary && (amx == BM_AMX_NO_PERM || amx == BM_AMX_CHECK_FAILED))
         n += (size_t)snprintf(summary + n, sizeof summary - n, "; amx: %s", bm_amx_state_name(amx));
+    if (n < sizeof summary && amx == BM_AMX_OK && bm_amx_bf16_state() == BM_AMX_CHECK_FAILED)
+        n += (size_t)snprintf(summary + n, sizeof summary - n, "; amx-bf16: %s",
+                              bm_amx_state_name(BM_AMX_CHECK_FAILED));
 #endif
     if (n < sizeof summary) snprintf(summary + n, sizeof summary - n, ")");
 }

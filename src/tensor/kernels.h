@@ -100,7 +100,8 @@ typedef struct bm_kernels {
     bm_mm_fn mm[BM_DTYPE_COUNT];   /* NULL: the f32 reference bm_k_matmul_ref */
     uint8_t act[BM_DTYPE_COUNT];   /* BM_ACT_* consumed by mm[t] */
     /* Kernels over weights repacked by bm_tensor_pack (a->w = the packed buffer, rows r0 a
-     * multiple of BM_PACK_ROWS); they consume BM_ACT_Q8S. NULL: no packed layout. */
+     * multiple of BM_PACK_ROWS); they consume BM_ACT_Q8S, except BF16's, which takes the f32
+     * rows (BM_ACT_F32) and rounds them itself. NULL: no packed layout. */
     bm_mm_fn mmp[BM_DTYPE_COUNT];
     /* Attention helpers: sum a[i] b[i]; y[i] += s x[i] (fixed order per level). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
@@ -165,7 +166,13 @@ void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const flo
  *         h = 0, 1 of 4 column quads each (byte (h * 16 + i) * 4 + l holds, for row i, the high
  *         bits of column 16 h + 4 k + l at bits 4-5, 6-7, 0-1, 2-3 for k = 0..3); then the
  *         int8 scales[16][16] (16-column group e, row i at e * 16 + i), then d[16] as f32;
- *         value = d * scale * (q - 32). */
+ *         value = d * scale * (q - 32).
+ * BF16 (only packed at levels with a packed BF16 kernel, amx with AMX-BF16): per 32-column
+ *   block kb (n_in padded with zero columns to a multiple of 32), 1024 bytes: the AMX B-tile
+ *   ("VNNI") layout, 16 lines of 64 bytes, line p holding the column pair (32 kb + 2p,
+ *   32 kb + 2p + 1) of the 16 rows: byte (p * 16 + i) * 4 + 2 j = row i, column 32 kb + 2p + j
+ *   (bf16 as stored). No scales. For BF16 bm_pack_get_block's "block" is one column (the
+ *   type's block of 1 element, 2 bytes). */
 #define BM_PACK_Q4_K_SB 2368
 #define BM_PACK_Q5_K_SB 2880
 #define BM_PACK_Q6_K_SB 3392
@@ -207,7 +214,8 @@ enum {
 };
 /* Once, by dispatch: cpuid (AMX-TILE, AMX-INT8, AVX-512 VNNI), the Linux permission for the
  * tile state (arch_prctl ARCH_REQ_XCOMP_PERM), then bm_amx_selfcheck on the AMX kernels.
- * Returns BM_AMX_OK only when all three pass. With BM_KERNELS set to a level below amx nothing
+ * Returns BM_AMX_OK only when all three pass. With AMX-BF16 too, the bf16 kernel is then
+ * checked on its own (bm_amx_bf16_state); its failure leaves the int8 kernels in use. With BM_KERNELS set to a level below amx nothing
  * is probed or run (a way around AMX kernels that would fault on some CPU). */
 int bm_amx_probe(void);
 /* What bm_amx_probe found (BM_AMX_NO_CPU before it ran). */
@@ -218,6 +226,18 @@ const char *bm_amx_state_name(int state);
  * are powers of two and codes small, so every float step is exact and the results must be
  * equal. True when all agree. */
 bool bm_amx_selfcheck(bm_mm_fn q8_0, bm_mm_fn q4_0, bm_mm_fn q5_0);
+/* The packed BF16 kernel fn (72 columns: two whole 32-column blocks and a tail of 8; 20 rows;
+ * 17 tokens) against double references: (1) weights small integers, activations in
+ * +-[2^-6, 1) with random low bits: each sum over the activations rounded to bf16 (round to
+ * nearest even) is exact in float in any order, so the result must equal it; (2) general
+ * weights and activations: |y - sum w x| <= (2^-8 + (n_in + 64) 2^-24 (1 + 2^-8)) sum |w x|,
+ * 2^-8 for the bf16 rounding of each activation, the second term for float accumulation in
+ * any order; and tokens 5..7 with rows 16..19 alone give the same bits. True when all hold. */
+bool bm_amx_selfcheck_bf16(bm_mm_fn bf16);
+/* What bm_amx_probe found for the bf16 kernel: BM_AMX_NO_CPU without AMX-BF16 (CPUID.(7,0):
+ * EDX[22]) or without the int8 level, BM_AMX_CHECK_FAILED, or BM_AMX_OK (then the amx level's
+ * mmp[BM_BF16] is bm_mmp_bf16_amx). */
+int bm_amx_bf16_state(void);
 
 /* ---- per-ISA kernels (src/tensor/arm/, AArch64) ---------------------------------------- */
 #ifdef BM_SIMD_ARM
@@ -330,6 +350,9 @@ void bm_mmp_q6_K_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q8_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q4_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mmp_q5_0_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* AMX-BF16 tiles (TDPBF16PS) over packed BF16 weights for every n_tok, f32 activations rounded
+ * to bf16 as bm_f32_to_bf16 (mmp_amx.c, mmp_amx_bf16.h). Needs bm_amx_bf16_state() OK. */
+void bm_mmp_bf16_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* 512-bit float-weight kernels, f32 activations (mm_float_vnni.c). */
 void bm_mm_f32_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);

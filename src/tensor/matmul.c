@@ -96,7 +96,7 @@ static void init_task(mm_task *t, const bm_kernels *k, const bm_tensor *w, const
         if (w->packed && k->mmp[w->type]) {
             /* Packed rows: their own kernel; the original bytes stay for every other level. */
             t->fn = k->mmp[w->type];
-            t->act = BM_ACT_Q8S;
+            t->act = w->type == BM_BF16 ? BM_ACT_F32 : BM_ACT_Q8S; /* bf16: rounds x itself */
             t->a.w = w->packed;
         } else {
             t->fn = k->mm[w->type];

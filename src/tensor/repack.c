@@ -1,6 +1,7 @@
 /* Weight repacking at load: rows of Q8_0 / Q4_0 / Q5_0 / Q4_K / Q5_K / Q6_K tensors regrouped
  * by 16 and interleaved by column quads (layout in kernels.h) so the packed kernels produce 16
- * outputs per vector instruction with no horizontal sums. Plain C over the GGUF block structs;
+ * outputs per vector instruction with no horizontal sums; BF16 rows (only where the level has a
+ * packed BF16 kernel: AMX-BF16) into AMX B tiles of column pairs. Plain C over the GGUF block structs;
  * the result is a separate buffer (t->packed), the original bytes stay mapped for everything
  * else (the scalar kernels, writers); bm_pack_get_block reads a block back exactly, so a tied
  * head's embedding rows come from the packed copy. */
@@ -16,6 +17,8 @@ _Static_assert(BM_PACK_Q5_K_SB == 8 * 320 + 2 * 32 + 2 * 128 && BM_PACK_Q5_K_SB 
                "Q5_K packed super-block: whole 64-byte lines");
 
 size_t bm_pack_group_bytes(bm_dtype type, int64_t n_in) {
+    if (type == BM_BF16) /* 1024 bytes per 32 columns, the last block zero-padded */
+        return n_in > 0 ? (size_t)((n_in + BM_QK - 1) / BM_QK) * 1024 : 0;
     const size_t nb = (size_t)(n_in / BM_QK), R = BM_PACK_ROWS;
     const bool k = type == BM_Q4_K || type == BM_Q5_K || type == BM_Q6_K;
     if (n_in <= 0 || n_in % (k ? BM_QK_K : BM_QK)) return 0;
@@ -103,8 +106,25 @@ static void pack_q6_K(const uint8_t *blk, int64_t i, uint8_t *sb) {
     }
 }
 
+/* BF16 group g: column pair (2q, 2q + 1) of row i at (q / 16) * 1024 + (q % 16 * 16 + i) * 4,
+ * padding rows and columns zero. */
+static void pack_bf16(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t n_rows,
+                      int64_t g, uint8_t *dst) {
+    memset(dst, 0, bm_pack_group_bytes(BM_BF16, n_in));
+    for (int64_t i = 0; i < BM_PACK_ROWS && g * BM_PACK_ROWS + i < n_rows; i++) {
+        const uint8_t *row = w + (size_t)(g * BM_PACK_ROWS + i) * row_bytes;
+        for (int64_t q = 0; 2 * q < n_in; q++)
+            memcpy(dst + (size_t)(q / 16) * 1024 + (size_t)((q % 16) * BM_PACK_ROWS + i) * 4,
+                   row + 4 * q, 2 * q + 1 < n_in ? 4 : 2);
+    }
+}
+
 void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_in,
                    int64_t n_rows, int64_t g, uint8_t *dst) {
+    if (type == BM_BF16) {
+        pack_bf16(w, row_bytes, n_in, n_rows, g, dst);
+        return;
+    }
     if (type == BM_Q4_K || type == BM_Q5_K || type == BM_Q6_K) {
         /* Padding rows: all zero (scales 0). */
         const size_t sbb = type == BM_Q4_K   ? BM_PACK_Q4_K_SB
@@ -176,8 +196,10 @@ void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_
 
 bool bm_tensor_packable(const bm_tensor *t) {
     const bm_kernels *k = bm_kernels_get();
+    /* BF16 takes any row length (zero-padded); the quantized types whole blocks. */
     return t && t->n_dims == 2 && (unsigned)t->type < BM_DTYPE_COUNT && k->mmp[t->type] &&
-           t->ne[0] > 0 && t->ne[0] % BM_QK == 0 && t->ne[1] >= BM_PACK_ROWS &&
+           t->ne[0] > 0 && (t->type == BM_BF16 || t->ne[0] % BM_QK == 0) &&
+           t->ne[1] >= BM_PACK_ROWS &&
            bm_pack_group_bytes(t->type, t->ne[0]) > 0;
 }
 
@@ -300,6 +322,11 @@ static void unpack_q6_K(const uint8_t *sb, int64_t i, uint8_t *blk) {
 
 void bm_pack_get_block(bm_dtype type, const uint8_t *grp, int64_t n_in, int64_t i, int64_t b,
                        uint8_t *blk) {
+    if (type == BM_BF16) { /* block b = column b */
+        memcpy(blk, grp + (size_t)(b / 32) * 1024 + (size_t)((b % 32 / 2) * BM_PACK_ROWS + i) * 4 +
+                        (size_t)(b % 2) * 2, 2);
+        return;
+    }
     if (type == BM_Q4_K || type == BM_Q5_K) {
         const int q5 = type == BM_Q5_K;
         unpack_q45_K(grp + (size_t)b * (q5 ? BM_PACK_Q5_K_SB : BM_PACK_Q4_K_SB), i, blk, q5);

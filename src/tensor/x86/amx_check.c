@@ -1,13 +1,16 @@
 /* Whether the AMX level may be used: cpuid (leaf 7: AMX-TILE EDX bit 24, AMX-INT8 bit 25, plus
- * AVX-512 VNNI for the kernels' float part and fallback), the Linux permission for the tile
+ * AVX-512 VNNI for the kernels' float part and fallback; AMX-BF16 bit 22 for the bf16 kernel), the Linux permission for the tile
  * data state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), confirmed with
  * ARCH_GET_XCOMP_PERM), then a self-check of the AMX kernels against the scalar reference on
  * small exact cases, first in a forked child (a kernel that faults cannot take the process
  * down), so a kernel that is wrong on some CPU falls back to vnni instead of giving wrong
- * answers. BM_KERNELS set to a lower level skips all of it. Built with baseline flags (calls
+ * answers. The bf16 kernel is checked the same way, in its own child, after the int8 ones pass:
+ * failing it only keeps BF16 weights on the vnni / avx512bf16 kernels. BM_KERNELS set to a lower
+ * level skips all of it. Built with baseline flags (calls
  * the AMX kernels only after the checks). */
 #include "tensor/kernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +26,7 @@
 #endif
 
 static int amx_state = BM_AMX_NO_CPU;
+static int amx_bf16_state = BM_AMX_NO_CPU;
 
 /* ---- self-check ------------------------------------------------------------------------- */
 
@@ -109,6 +113,81 @@ bool bm_amx_selfcheck(bm_mm_fn q8_0, bm_mm_fn q4_0, bm_mm_fn q5_0) {
     return sc_type(BM_Q8_0, q8_0) && sc_type(BM_Q4_0, q4_0) && sc_type(BM_Q5_0, q5_0);
 }
 
+/* ---- bf16 self-check -------------------------------------------------------------------- */
+
+#define SB_IN 72  /* two whole 32-column blocks and a tail of 8 */
+#define SB_OUT 20 /* one full row group and one of 4 rows */
+#define SB_TOK 17 /* one full 16-token tile and one token */
+#define SB_NKB ((SB_IN + 31) / 32)
+
+static float sb_bf16(float v) { return bm_bf16_to_f32(bm_f32_to_bf16(v)); }
+
+/* A float of magnitude [1, 2) * 2^-e, random sign and low bits. */
+static float sb_mag(uint32_t *seed, int e) {
+    const float m = 1.0f + (float)(sc_next(seed) & 0xFFFFF) / 1048576.0f;
+    return ldexpf(sc_next(seed) & 1 ? -m : m, -e);
+}
+
+/* One case of bm_amx_selfcheck_bf16 (kernels.h): exact (small integer weights, the sums over
+ * bf16-rounded activations exact in float) or bounded (general values). */
+static bool sb_case(bm_mm_fn fn, bool exact, uint32_t seed) {
+    uint16_t w[SB_OUT * SB_IN];
+    float x[SB_TOK * SB_IN], y[SB_TOK * SB_OUT];
+    _Alignas(64) uint8_t packed[2 * SB_NKB * 1024];
+    for (int i = 0; i < SB_OUT * SB_IN; i++) {
+        const float v = exact ? (float)((int)(sc_next(&seed) % 17) - 8)
+                              : sb_mag(&seed, (int)(sc_next(&seed) % 7) - 3);
+        w[i] = bm_f32_to_bf16(v);
+    }
+    for (int i = 0; i < SB_TOK * SB_IN; i++)
+        x[i] = sc_next(&seed) % 8 == 0 ? 0.0f : sb_mag(&seed, 1 + (int)(sc_next(&seed) % 6));
+    const size_t gb = bm_pack_group_bytes(BM_BF16, SB_IN);
+    if (gb != SB_NKB * 1024) return false;
+    for (int64_t g = 0; g < 2; g++)
+        bm_pack_group(BM_BF16, (const uint8_t *)w, 2 * SB_IN, SB_IN, SB_OUT, g, packed + g * gb);
+    for (size_t i = 0; i < sizeof y / sizeof y[0]; i++) y[i] = -1e30f;
+    bm_mm_args a;
+    memset(&a, 0, sizeof a);
+    a.w = packed;
+    a.row_bytes = 2 * SB_IN;
+    a.n_in = SB_IN;
+    a.n_tok = SB_TOK;
+    a.x = x;
+    a.y = y;
+    a.ldy = SB_OUT;
+    fn(&a, 0, SB_OUT);
+    /* Tokens 5..7 alone (tiles of 3 rows, as in decode) and rows 16..19 alone: bitwise the
+     * same outputs (batch and chunk invariance on this CPU). */
+    float y3[3 * SB_OUT];
+    for (size_t i = 0; i < sizeof y3 / sizeof y3[0]; i++) y3[i] = -1e30f;
+    a.n_tok = 3;
+    a.x = x + 5 * SB_IN;
+    a.y = y3;
+    fn(&a, 16, SB_OUT);
+    for (int t = 0; t < 3; t++)
+        if (memcmp(y3 + t * SB_OUT + 16, y + (5 + t) * SB_OUT + 16, 4 * sizeof(float)))
+            return false;
+    for (int t = 0; t < SB_TOK; t++)
+        for (int r = 0; r < SB_OUT; r++) {
+            double sr = 0, s = 0, mag = 0;
+            for (int i = 0; i < SB_IN; i++) {
+                const double wv = bm_bf16_to_f32(w[r * SB_IN + i]), xv = x[t * SB_IN + i];
+                sr += wv * sb_bf16((float)xv);
+                s += wv * xv;
+                mag += fabs(wv * xv);
+            }
+            const double got = y[t * SB_OUT + r];
+            if (exact ? !(got == sr)
+                      : !(fabs(got - s) <= (0x1p-8 + (SB_IN + 64) * 0x1p-24 * (1 + 0x1p-8)) * mag))
+                return false;
+        }
+    return true;
+}
+
+bool bm_amx_selfcheck_bf16(bm_mm_fn bf16) {
+    return bf16 && sb_case(bf16, true, 777u) && sb_case(bf16, false, 778u);
+}
+
 /* ---- probe ------------------------------------------------------------------------------ */
 
 int bm_amx_probe(void) {
@@ -137,13 +216,26 @@ int bm_amx_probe(void) {
         return amx_state = BM_AMX_CHECK_FAILED;
     if (!bm_amx_selfcheck(bm_mmp_q8_0_amx, bm_mmp_q4_0_amx, bm_mmp_q5_0_amx))
         return amx_state = BM_AMX_CHECK_FAILED;
-    return amx_state = BM_AMX_OK;
+    amx_state = BM_AMX_OK;
+    /* The bf16 kernel on its own (AMX-BF16: EDX bit 22), again first in a child. */
+    if ((ed >> 22) & 1) {
+        const pid_t pb = fork();
+        if (pb == 0) _exit(bm_amx_selfcheck_bf16(bm_mmp_bf16_amx) ? 0 : 1);
+        amx_bf16_state = pb >= 0 && waitpid(pb, &status, 0) == pb && WIFEXITED(status) &&
+                                 WEXITSTATUS(status) == 0 &&
+                                 bm_amx_selfcheck_bf16(bm_mmp_bf16_amx)
+                             ? BM_AMX_OK
+                             : BM_AMX_CHECK_FAILED;
+    }
+    return amx_state;
 #else
     return amx_state = BM_AMX_NO_CPU;
 #endif
 }
 
 int bm_amx_state(void) { return amx_state; }
+
+int bm_amx_bf16_state(void) { return amx_bf16_state; }
 
 const char *bm_amx_state_name(int state) {
     switch (state) {

@@ -1,12 +1,13 @@
-/* Software emulation of the AMX tile instructions the int8 kernels use (LDTILECFG, TILELOADD,
- * TILEZERO, TDPBSUD/TDPBSSD, TILESTORED, TILERELEASE), written from the Intel SDM's
- * descriptions, for testing mmp_amx.h on CPUs without AMX. Test-only (tests/unit/test_amx.c):
+/* Software emulation of the AMX tile instructions the kernels use (LDTILECFG, TILELOADD,
+ * TILEZERO, TDPBSUD/TDPBSSD, TDPBF16PS, TILESTORED, TILERELEASE), written from the Intel SDM's
+ * descriptions, for testing mmp_amx.h and mmp_amx_bf16.h on CPUs without AMX. Test-only (tests/unit/test_amx.c):
  * it prints and aborts on any use the hardware would fault on (#GP on a bad configuration,
  * #UD on an unconfigured tile or mismatched shapes), which the tests catch as a crash.
  * State is per thread, as the tile registers are. */
 #ifndef BAIMO_X86_AMX_EMU_H
 #define BAIMO_X86_AMX_EMU_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,8 +21,9 @@ typedef struct amx_emu_state {
     uint8_t rows[8];
     uint8_t t[8][16][64]; /* tile data, rows x 64 bytes */
     /* Counters and fault injection for the tests. */
-    long n_cfg, n_load, n_dp, n_store, n_release;
+    long n_cfg, n_load, n_dp, n_store, n_release, n_dpbf16;
     bool swap_sign; /* run TDPBSUD as TDPBSSD and back (a deliberately wrong kernel) */
+    bool swap_pair; /* TDPBF16PS pairs a's element j with b's element 1 - j (wrong too) */
 } amx_emu_state;
 
 static _Thread_local amx_emu_state amx_emu;
@@ -130,6 +132,72 @@ static inline void amx_emu_dp(bool sa, bool sb, int c, int a, int b) {
         }
 }
 
+/* DAZ / FTZ of TDPBF16PS: a subnormal float (input, or a correctly rounded result) becomes a
+ * zero of the same sign. */
+static inline float amx_emu_ftz(float v) {
+    return fpclassify(v) == FP_SUBNORMAL ? copysignf(0.0f, v) : v;
+}
+static inline float amx_emu_bf16(const uint8_t *p) { /* make_fp32: the bf16 as the high half */
+    uint16_t h;
+    memcpy(&h, p, 2);
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return amx_emu_ftz(f);
+}
+
+/* TDPBF16PS c, a, b (SDM, "TDPBF16PS - Dot Product of BF16 Tiles Accumulated into Packed Single
+ * Precision Tile"): every dword of a and b is a pair of bf16 (element 0 in the low half). For
+ * each row m of c the SDM keeps a temporary of 2 x (c.colsb / 4) fp32 values, zeroed, and for
+ * k over a's pairs and n over c's columns does
+ *     temp[2n]   += fp32(a[m].bf16[2k])     * fp32(b[k].bf16[2n])
+ *     temp[2n+1] += fp32(a[m].bf16[2k + 1]) * fp32(b[k].bf16[2n + 1])
+ * each an "FP32 FMA with DAZ=FTZ=1, RNE rounding" (MXCSR neither consulted nor updated, no
+ * exceptions), then per column c[m][n] = c[m][n] + (temp[2n] + temp[2n+1]), both additions
+ * with DAZ=FTZ=1 and RNE. So the even and the odd elements of the pairs are two separate
+ * chains inside one instruction, summed once at its end and only then added to c. Here: fmaf
+ * (one rounding, round to nearest even as the C default mode) on inputs flushed by
+ * amx_emu_ftz, and amx_emu_ftz on every result. (The flush follows the correctly rounded
+ * gradual-underflow result; x86's tininess-after-rounding can differ from that only for a
+ * result within half an ulp below FLT_MIN.) #UD as for TDPB*D: c, a, b distinct and valid,
+ * c.rows == a.rows, a.colsb / 4 == b.rows, c.colsb == b.colsb. */
+static inline void amx_emu_dpbf16ps(int c, int a, int b) {
+    amx_emu_valid(c, "tdpbf16ps");
+    amx_emu_valid(a, "tdpbf16ps");
+    amx_emu_valid(b, "tdpbf16ps");
+    AMX_EMU_REQUIRE(c != a && c != b && a != b, "tdpbf16ps: tiles %d %d %d not distinct", c, a,
+                    b);
+    AMX_EMU_REQUIRE(amx_emu.colsb[c] % 4 == 0 && amx_emu.colsb[a] % 4 == 0 &&
+                        amx_emu.colsb[b] % 4 == 0,
+                    "tdpbf16ps: colsb not a multiple of 4");
+    AMX_EMU_REQUIRE(amx_emu.rows[c] == amx_emu.rows[a], "tdpbf16ps: c.rows %d != a.rows %d",
+                    amx_emu.rows[c], amx_emu.rows[a]);
+    AMX_EMU_REQUIRE(amx_emu.colsb[a] / 4 == amx_emu.rows[b],
+                    "tdpbf16ps: a.colsb/4 %d != b.rows %d", amx_emu.colsb[a] / 4, amx_emu.rows[b]);
+    AMX_EMU_REQUIRE(amx_emu.colsb[c] == amx_emu.colsb[b], "tdpbf16ps: c.colsb %d != b.colsb %d",
+                    amx_emu.colsb[c], amx_emu.colsb[b]);
+    amx_emu.n_dpbf16++;
+    const int nn = amx_emu.colsb[c] / 4, nk = amx_emu.colsb[a] / 4;
+    for (int m = 0; m < amx_emu.rows[c]; m++) {
+        float temp[32] = {0};
+        for (int k = 0; k < nk; k++)
+            for (int n = 0; n < nn; n++)
+                for (int j = 0; j < 2; j++) {
+                    const float x = amx_emu_bf16(&amx_emu.t[a][m][4 * k + 2 * j]);
+                    const int jb = amx_emu.swap_pair ? 1 - j : j;
+                    const float y = amx_emu_bf16(&amx_emu.t[b][k][4 * n + 2 * jb]);
+                    temp[2 * n + j] = amx_emu_ftz(fmaf(x, y, temp[2 * n + j]));
+                }
+        for (int n = 0; n < nn; n++) {
+            float acc;
+            memcpy(&acc, &amx_emu.t[c][m][4 * n], 4);
+            const float s = amx_emu_ftz(temp[2 * n] + temp[2 * n + 1]);
+            acc = amx_emu_ftz(amx_emu_ftz(acc) + s);
+            memcpy(&amx_emu.t[c][m][4 * n], &acc, 4);
+        }
+    }
+}
+
 static inline void amx_emu_release(void) {
     amx_emu.n_release++;
     memset(&amx_emu, 0, offsetof(amx_emu_state, n_cfg));
@@ -140,6 +208,7 @@ static inline void amx_emu_release(void) {
 #define TILE_ZERO(t) amx_emu_zero(t)
 #define TILE_DPBSUD(c, x, y) amx_emu_dp(true, amx_emu.swap_sign, c, x, y)
 #define TILE_DPBSSD(c, x, y) amx_emu_dp(true, !amx_emu.swap_sign, c, x, y)
+#define TILE_DPBF16PS(c, x, y) amx_emu_dpbf16ps(c, x, y)
 #define TILE_STORE(t, p, stride) amx_emu_stored(t, p, stride)
 #define TILE_RELEASE() amx_emu_release()
 
