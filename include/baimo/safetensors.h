@@ -34,6 +34,10 @@ void bm_st_close(bm_st *s);
 int64_t bm_st_n_tensors(const bm_st *s);
 const bm_st_tensor *bm_st_tensor_at(const bm_st *s, int64_t i);
 const bm_st_tensor *bm_st_find(const bm_st *s, const char *name);
+/* Hands the resident pages wholly inside [p, p + n) of a shard's mapping back to the kernel
+ * (bm_mmap_release; a later read faults them in from the file again). No-op outside every
+ * mapping or for an in-memory blob. */
+void bm_st_release(const bm_st *s, const void *p, size_t n);
 
 /* ---- .npy writer (NumPy format 1.0, little-endian f32, C order) ---- */
 bm_status bm_npy_write_f32(const char *path, const float *data, int n_dims, const int64_t *shape,

@@ -438,6 +438,11 @@ finish_up:
     return done(s, st, out);
 }
 
+void bm_st_release(const bm_st *s, const void *p, size_t n) {
+    if (!s) return;
+    for (int i = 0; i < s->n_files; i++) bm_mmap_release(&s->maps[i], p, n); /* checks range */
+}
+
 void bm_st_close(bm_st *s) {
     if (!s) return;
     for (int64_t i = 0; i < s->n; i++) free((char *)s->ts[i].name);

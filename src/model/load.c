@@ -156,10 +156,11 @@ bm_status bm_model_check(bm_model *m, bm_err *err) {
 }
 
 /* Repacks every matmul weight the kernels in use have a packed layout for. The original rows
- * stay mapped; once copied, their resident pages are handed back (they fault back in from the
- * file if a scalar path ever reads them), so peak memory stays near the file size instead of
- * twice it. */
+ * stay mapped; once copied, their resident pages are handed back, GGUF file or safetensors
+ * shard alike (they fault back in from the file if a scalar path ever reads them), so peak
+ * memory stays near the file size instead of twice it. */
 static void release_gguf(void *g, const void *p, size_t n) { bm_gguf_release(g, p, n); }
+static void release_st(void *s, const void *p, size_t n) { bm_st_release(s, p, n); }
 
 static bm_status pack_weights(bm_model *m, bm_err *err) {
     const char *off = getenv("BM_NO_PACK");
@@ -183,8 +184,9 @@ static bm_status pack_weights(bm_model *m, bm_err *err) {
             bm_tensor *t = (bm_tensor *)ts[i]; /* a view in m->tensors, owned by m */
             if (!t || t->packed || !bm_tensor_packable(t)) continue;
             size_t bytes;
-            st = bm_tensor_pack(t, pool, m->gguf ? release_gguf : NULL, m->gguf,
-                                &m->packs[m->n_packs], &bytes, err);
+            st = bm_tensor_pack(t, pool, m->gguf ? release_gguf : m->st ? release_st : NULL,
+                                m->gguf ? (void *)m->gguf : (void *)m->st, &m->packs[m->n_packs],
+                                &bytes, err);
             if (st) goto done;
             m->n_packs++;
             m->pack_bytes += bytes;

@@ -286,6 +286,44 @@ Test(safetensors, dir_glob_and_duplicates) {
     rm_dir(dir);
 }
 
+/* bm_st_release (packing hands the copied rows' pages back): the tensor still reads back the
+ * same afterwards (its pages fault in from the file again), and ranges outside every mapping,
+ * a NULL reader and an in-memory blob are no-ops. */
+Test(safetensors, release_keeps_contents) {
+    enum { N = 64 * 1024 };
+    static float v[N];
+    for (int i = 0; i < N; i++) v[i] = (float)i * 0.25f - 7.0f;
+    char json[160];
+    snprintf(json, sizeof json,
+             "{\"w\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[0,%d]}}", N,
+             N * 4);
+    size_t n;
+    uint8_t *b = blob(json, v, sizeof v, &n);
+    char path[] = "/tmp/baimo_test_st_rel_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, b, n), (ssize_t)n);
+    close(fd);
+    bm_st *s;
+    bm_err e = {0};
+    cr_assert_eq(bm_st_open_file(path, &s, &e), BM_OK, "%s", e.msg);
+    const bm_st_tensor *t = bm_st_find(s, "w");
+    cr_assert_not_null(t);
+    cr_assert_eq(memcmp(t->data, v, sizeof v), 0);
+    bm_st_release(s, t->data, t->n_bytes);
+    cr_assert_eq(memcmp(t->data, v, sizeof v), 0, "contents changed after release");
+    bm_st_release(s, v, sizeof v); /* not in any mapping */
+    bm_st_release(NULL, t->data, t->n_bytes);
+    cr_assert_eq(memcmp(t->data, v, sizeof v), 0);
+    bm_st_close(s);
+    cr_assert_eq(bm_st_open_mem(b, n, &s, &e), BM_OK, "%s", e.msg);
+    bm_st_release(s, bm_st_find(s, "w")->data, sizeof v);
+    cr_assert_eq(memcmp(bm_st_find(s, "w")->data, v, sizeof v), 0);
+    bm_st_close(s);
+    free(b);
+    unlink(path);
+}
+
 /* ---- npy -------------------------------------------------------------------------------- */
 
 Test(npy, header_layout) {
