@@ -1,10 +1,11 @@
 /* Kernel table: filled once (pthread_once) from the CPU's features. Levels: ref (scalar C),
  * avx2 (AVX2+FMA+F16C), avxvnni (adds VEX-encoded 256-bit vpdpbusd for the int8 dot products:
- * Alder Lake and later client cores), vnni (AVX2 + AVX-512F/BW/VL + VNNI; preferred where both
- * exist), amx (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when
+ * Alder Lake and later client cores), avx512 (AVX-512F/BW/VL/DQ without VNNI: Skylake-SP/X/W,
+ * Cannon Lake; 512-bit float and packed int8 kernels, the rest avx2's), vnni (AVX2 +
+ * AVX-512F/BW/VL/DQ + VNNI; preferred where the others exist too), amx (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when
  * bm_amx_probe grants and self-checks them); on AArch64 neon (baseline Advanced SIMD) and
- * dotprod (sdot, from getauxval(AT_HWCAP) on Linux). BM_KERNELS=ref|avx2|avxvnni|vnni|amx|neon|
- * dotprod caps the level (an unknown value falls back to the best the CPU has; otherwise the
+ * dotprod (sdot, from getauxval(AT_HWCAP) on Linux). BM_KERNELS=ref|avx2|avxvnni|avx512|vnni|
+ * amx|neon|dotprod caps the level (an unknown value falls back to the best the CPU has; otherwise the
  * best available level at or below the one asked). Built with BM_NO_SIMD (or for another
  * target) only ref exists. */
 #include "tensor/kernels.h"
@@ -23,8 +24,8 @@
 #endif
 #endif
 
-static const char *const level_names[BM_LVL_COUNT] = {"ref",  "avx2", "avxvnni", "vnni",
-                                                      "amx",  "neon", "dotprod"};
+static const char *const level_names[BM_LVL_COUNT] = {"ref", "avx2", "avxvnni", "avx512",
+                                                      "vnni", "amx",  "neon",    "dotprod"};
 
 static bm_kernels tables[BM_LVL_COUNT];
 static bool avail[BM_LVL_COUNT];
@@ -44,9 +45,10 @@ static void cpu_levels(void) {
         return;
     avail[BM_LVL_AVX2] = true;
     avail[BM_LVL_AVXVNNI] = __builtin_cpu_supports("avxvnni"); /* CPUID.(7,1):EAX[4] */
-    avail[BM_LVL_VNNI] = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") &&
-                         __builtin_cpu_supports("avx512vnni");
+    avail[BM_LVL_AVX512] = __builtin_cpu_supports("avx512f") &&
+                           __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    avail[BM_LVL_VNNI] = avail[BM_LVL_AVX512] && __builtin_cpu_supports("avx512vnni");
     avail[BM_LVL_AMX] = avail[BM_LVL_VNNI] && bm_amx_probe() == BM_AMX_OK;
 #elif defined(BM_SIMD_ARM) && defined(__linux__)
     const unsigned long hw = getauxval(AT_HWCAP);
@@ -109,6 +111,23 @@ static void fill_avxvnni(bm_kernels *k, bool evex) {
     k->mmp[BM_Q6_K] = PICK(bm_mmp_q6_K_, vnni256);
 #undef PICK
 }
+
+/* The avx512 level's 512-bit kernels over an avx2 table: the vnni level's float kernels and
+ * its packed int8 kernels with vpdpbusd emulated exactly (bitwise the vnni results). Row
+ * kernels and activation helpers stay avx2's (its int8 row kernels already are vpmaddubsw
+ * sequences; the vnni ones are 256-bit too). */
+static void fill_avx512(bm_kernels *k) {
+    k->mm[BM_F32] = bm_mm_f32_avx512;
+    k->mm[BM_F16] = bm_mm_f16_avx512;
+    k->mm[BM_BF16] = __builtin_cpu_supports("avx512bf16") ? bm_mm_bf16_avx512bf16
+                                                          : bm_mm_bf16_avx512;
+    k->mmp[BM_Q8_0] = bm_mmp_q8_0_avx512;
+    k->mmp[BM_Q4_0] = bm_mmp_q4_0_avx512;
+    k->mmp[BM_Q5_0] = bm_mmp_q5_0_avx512;
+    k->mmp[BM_Q4_K] = bm_mmp_q4_K_avx512;
+    k->mmp[BM_Q5_K] = bm_mmp_q5_K_avx512;
+    k->mmp[BM_Q6_K] = bm_mmp_q6_K_avx512;
+}
 #endif
 
 static void fill(bm_kernels *k, int lvl) {
@@ -155,6 +174,7 @@ static void fill(bm_kernels *k, int lvl) {
         for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
     }
     if (lvl == BM_LVL_AVXVNNI) fill_avxvnni(k, false);
+    if (lvl == BM_LVL_AVX512) fill_avx512(k);
     if (lvl >= BM_LVL_VNNI && lvl <= BM_LVL_AMX) {
         k->act_u8 = true;
         k->mm[BM_Q8_0] = bm_mm_q8_0_vnni;
@@ -280,6 +300,8 @@ static void peak_run(void *ctx, int ith, int nth) {
 #ifdef BM_SIMD_X86
     if (p->level >= BM_LVL_VNNI) ops = p->int8 ? bm_probe_int8_vnni(p->iters)
                                                : bm_probe_fma_vnni(p->iters);
+    else if (p->level == BM_LVL_AVX512)
+        ops = p->int8 ? bm_probe_int8_avx512(p->iters) : bm_probe_fma_avx512(p->iters);
     else if (p->level == BM_LVL_AVXVNNI)
         ops = p->int8 ? bm_probe_int8_avxvnni(p->iters) : bm_probe_fma_avx2(p->iters);
     else ops = p->int8 ? bm_probe_int8_avx2(p->iters) : bm_probe_fma_avx2(p->iters);

@@ -8,21 +8,25 @@
 #include "baimo/tensor.h"
 
 /* ISA levels. Each implies the ones before it except avxvnni (AVX2 + VEX-encoded 256-bit
- * vpdpbusd, e.g. Alder Lake), which CPUs with AVX-512 VNNI may lack: a level is available when
- * the CPU has it (bm_kernels_at), the best available one is used. amx (tile int8 packed kernels
- * on top of vnni) only when the tile state is granted and the self-check passes
- * (x86/amx_check.c). The AArch64 levels come after the x86 ones (never available on x86, and
- * the x86 ones never on AArch64): neon (Advanced SIMD, baseline on AArch64) and dotprod (neon
- * plus sdot, FEAT_DotProd, from getauxval(AT_HWCAP)). */
+ * vpdpbusd, e.g. Alder Lake), which CPUs with AVX-512 may lack, and avx512 (AVX-512
+ * F/BW/VL/DQ, e.g. Skylake-SP/X/W, Cannon Lake: the vnni level's 512-bit kernels with
+ * vpdpbusd emulated exactly by vpmaddubsw + vpmaddwd), which AVX-VNNI CPUs may lack: a level
+ * is available when the CPU has it (bm_kernels_at), the best available one is used (vnni over
+ * avx512 and avxvnni where the CPU has it). amx (tile int8 packed kernels on top of vnni) only
+ * when the tile state is granted and the self-check passes (x86/amx_check.c). The AArch64
+ * levels come after the x86 ones (never available on x86, and the x86 ones never on
+ * AArch64): neon (Advanced SIMD, baseline on AArch64) and dotprod (neon plus sdot,
+ * FEAT_DotProd, from getauxval(AT_HWCAP)). */
 enum {
     BM_LVL_REF = 0,
     BM_LVL_AVX2 = 1,
     BM_LVL_AVXVNNI = 2,
-    BM_LVL_VNNI = 3,
-    BM_LVL_AMX = 4,
-    BM_LVL_NEON = 5,
-    BM_LVL_DOTPROD = 6,
-    BM_LVL_COUNT = 7
+    BM_LVL_AVX512 = 3,
+    BM_LVL_VNNI = 4,
+    BM_LVL_AMX = 5,
+    BM_LVL_NEON = 6,
+    BM_LVL_DOTPROD = 7,
+    BM_LVL_COUNT = 8
 };
 
 /* Which family of SIMD kernels this build has (none with BM_NO_SIMD or on other targets). */
@@ -120,7 +124,7 @@ const bm_kernels *bm_kernels_get(void);
 /* Highest level this CPU (and build) supports, ignoring BM_KERNELS. */
 int bm_kernels_max_level(void);
 /* Table of level lvl, for tests and benchmarks; NULL when the CPU (or build) lacks it (a level
- * below bm_kernels_max_level() can be missing: avxvnni on CPUs with AVX-512 VNNI only). */
+ * below bm_kernels_max_level() can be missing: avxvnni on CPUs with AVX-512 only). */
 const bm_kernels *bm_kernels_at(int lvl);
 /* Makes level lvl the one bm_matmul uses (tests, benchmarks; not thread-safe with running
  * matmuls). Returns false when the CPU lacks it. */
@@ -357,6 +361,18 @@ void bm_mmp_bf16_amx(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f32_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_f16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
 void bm_mm_bf16_vnni(const bm_mm_args *a, int64_t r0, int64_t r1);
+/* avx512 level (AVX-512 F/BW/VL/DQ, no VNNI): the float kernels above built for it
+ * (mm_float_avx512.c), and the vnni level's packed kernels with vpdpbusd emulated exactly
+ * (mmp_avx512.c, mmpk_avx512.c; bitwise the _vnni results). */
+void bm_mm_f32_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_f16_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mm_bf16_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q8_0_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_0_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_0_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q4_K_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q5_K_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
+void bm_mmp_q6_K_avx512(const bm_mm_args *a, int64_t r0, int64_t r1);
 /* BF16 weights with vdpbf16ps, activations rounded to bf16 (round to nearest even) per tile;
  * only on CPUs with AVX512_BF16 (mm_float_bf16.c). */
 void bm_mm_bf16_avx512bf16(const bm_mm_args *a, int64_t r0, int64_t r1);
@@ -368,6 +384,8 @@ double bm_probe_int8_avx2(int64_t iters);
 double bm_probe_int8_vnni(int64_t iters);
 double bm_probe_int8_avxvnni(int64_t iters);
 double bm_probe_fma_vnni(int64_t iters);
+double bm_probe_fma_avx512(int64_t iters);
+double bm_probe_int8_avx512(int64_t iters);
 #endif
 
 #endif
