@@ -127,7 +127,7 @@ static bm_status time_once(bm_ctx *c, int32_t n_vocab, int32_t p, int32_t n, dou
     if (st) return st;
     for (int32_t i = 0; i < p + n; i++) toks[i] = (int32_t)((i * 7919u + 13u) % (uint32_t)n_vocab);
     double t0 = bm_time_now();
-    st = bm_model_eval(c, &s, toks, p, false, logits, err);
+    if (p > 0) st = bm_model_eval(c, &s, toks, p, false, logits, err); /* -p 0: tg only */
     double t1 = bm_time_now();
     for (int32_t i = 0; i < n && !st; i++) st = bm_model_eval(c, &s, toks + p + i, 1, false,
                                                               logits, err);

@@ -90,6 +90,12 @@ for w in "pp8" "tg2" "peak" "peak RSS"; do
   grep -q "$w" "$T/out.txt" || bad "text output lacks '$w'"
 done
 
+# ---- -p 0 (generation only) and -n 0 (prompt only) are valid runs ----
+"$BAIMO" bench -m "$T/tiny.gguf" -p 0 -n 2 -r 1 --json >"$T/p0.json" 2>&1 || bad "-p 0: $(cat "$T/p0.json")"
+"$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['tg_tok_s'] > 0 and j['pp_tok_s'] == 0, j" "$T/p0.json" || bad "-p 0 json"
+"$BAIMO" bench -m "$T/tiny.gguf" -p 4 -n 0 -r 1 --json >"$T/n0.json" 2>&1 || bad "-n 0: $(cat "$T/n0.json")"
+"$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['pp_tok_s'] > 0 and j['tg_tok_s'] == 0, j" "$T/n0.json" || bad "-n 0 json"
+
 # ---- --profile: every step in the text and in the JSON, shares summing to 100% ----
 "$BAIMO" bench -m "$T/tiny.gguf" -p 8 -n 2 -r 1 --profile >"$T/prof.txt" 2>&1 ||
   bad "bench --profile: $(cat "$T/prof.txt")"
