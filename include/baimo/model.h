@@ -74,7 +74,7 @@ struct bm_model {
     uint64_t weight_bytes;
     /* Matmul weights repacked at load for the kernels in use (bm_tensor_pack); BM_NO_PACK=1
      * in the environment turns it off. */
-    void **packs;              /* owned buffers */
+    void *pack_buf;            /* every packed copy, one owned buffer */
     int32_t n_packs;
     uint64_t pack_bytes;
     double pack_secs;

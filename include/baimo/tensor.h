@@ -105,6 +105,12 @@ typedef void (*bm_release_fn)(void *ctx, const void *p, size_t n);
  * size. BM_EINVAL when the tensor is not packable, BM_ENOMEM when out of memory. */
 bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
                          void **buf, size_t *bytes, bm_err *err);
+/* Bytes of t's packed copy for the kernels in use (0 when t is not packable here). */
+size_t bm_tensor_pack_bytes(const bm_tensor *t);
+/* bm_tensor_pack into dst, which the caller owns: 64-byte aligned, bm_tensor_pack_bytes(t)
+ * bytes (a model packs every weight into one buffer, so huge pages back all of it). */
+bm_status bm_tensor_pack_into(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
+                              void *dst, bm_err *err);
 
 /* Row r (of ne[0] elements) dequantized into y. */
 void bm_tensor_get_row(const bm_tensor *t, int64_t r, float *y);

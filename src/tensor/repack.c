@@ -219,21 +219,53 @@ static void pack_run(void *ctx, int ith, int nth) {
                       p->dst + (size_t)g * p->group_bytes);
 }
 
+size_t bm_tensor_pack_bytes(const bm_tensor *t) {
+    size_t total;
+    if (!bm_tensor_packable(t)) return 0;
+    const int64_t n_groups = (t->ne[1] + BM_PACK_ROWS - 1) / BM_PACK_ROWS;
+    return bm_size_mul(bm_pack_group_bytes(t->type, t->ne[0]), (size_t)n_groups, &total) ? total
+                                                                                         : 0;
+}
+
+bm_status bm_tensor_pack_into(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
+                              void *dst, bm_err *err) {
+    size_t rb;
+    if (!bm_tensor_packable(t) || !bm_tensor_pack_bytes(t))
+        return bm_err_set(err, BM_EINVAL, "pack: tensor '%s' (%s) has no packed layout here",
+                          t ? t->name : "?", t ? bm_dtype_name(t->type) : "?");
+    if (!bm_row_bytes(t->type, t->ne[0], &rb))
+        return bm_err_set(err, BM_EINVAL, "pack: bad row length in '%s'", t->name);
+    if ((uintptr_t)dst % 64)
+        return bm_err_set(err, BM_EINVAL, "pack: destination for '%s' is not 64-byte aligned",
+                          t->name);
+    const int64_t n_groups = (t->ne[1] + BM_PACK_ROWS - 1) / BM_PACK_ROWS;
+    const size_t gb = bm_pack_group_bytes(t->type, t->ne[0]);
+    /* Slices of about 16 MiB, each source slice released once copied. */
+    int64_t per = (int64_t)(((size_t)16 << 20) / gb);
+    if (per < 1) per = 1;
+    for (int64_t g0 = 0; g0 < n_groups; g0 += per) {
+        pack_task pt = {.t = t, .row_bytes = rb, .group_bytes = gb, .g0 = g0,
+                        .n_groups = g0 + per < n_groups ? per : n_groups - g0, .dst = dst};
+        bm_pool_run(pool, pack_run, &pt, pool ? bm_pool_n_threads(pool) : 1);
+        if (release) {
+            const int64_t r0 = g0 * BM_PACK_ROWS;
+            int64_t r1 = (g0 + pt.n_groups) * BM_PACK_ROWS;
+            if (r1 > t->ne[1]) r1 = t->ne[1];
+            release(rctx, (const uint8_t *)t->data + (size_t)r0 * rb, (size_t)(r1 - r0) * rb);
+        }
+    }
+    t->packed = dst;
+    return BM_OK;
+}
+
 bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
                          void **buf, size_t *bytes, bm_err *err) {
     *buf = NULL;
     *bytes = 0;
-    if (!bm_tensor_packable(t))
+    const size_t total = bm_tensor_pack_bytes(t);
+    if (!total)
         return bm_err_set(err, BM_EINVAL, "pack: tensor '%s' (%s) has no packed layout here",
                           t ? t->name : "?", t ? bm_dtype_name(t->type) : "?");
-    size_t rb;
-    if (!bm_row_bytes(t->type, t->ne[0], &rb))
-        return bm_err_set(err, BM_EINVAL, "pack: bad row length in '%s'", t->name);
-    const int64_t n_groups = (t->ne[1] + BM_PACK_ROWS - 1) / BM_PACK_ROWS;
-    const size_t gb = bm_pack_group_bytes(t->type, t->ne[0]);
-    size_t total;
-    if (!bm_size_mul(gb, (size_t)n_groups, &total))
-        return bm_err_set(err, BM_EOVERFLOW, "pack: '%s' too large", t->name);
     /* 2 MiB-aligned when large, so transparent huge pages can back it (fewer page faults
      * while packing, fewer TLB misses while streaming it). */
     const size_t al = total >= ((size_t)4 << 20) ? ((size_t)2 << 20) : 64;
@@ -243,21 +275,11 @@ bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, voi
     /* Whole huge pages only: a partly used one at the end would be resident in full. */
     if (al > 64) (void)madvise(p, total & ~(al - 1), MADV_HUGEPAGE);
 #endif
-    /* Slices of about 16 MiB, each source slice released once copied. */
-    int64_t per = (int64_t)(((size_t)16 << 20) / gb);
-    if (per < 1) per = 1;
-    for (int64_t g0 = 0; g0 < n_groups; g0 += per) {
-        pack_task pt = {.t = t, .row_bytes = rb, .group_bytes = gb, .g0 = g0,
-                        .n_groups = g0 + per < n_groups ? per : n_groups - g0, .dst = p};
-        bm_pool_run(pool, pack_run, &pt, pool ? bm_pool_n_threads(pool) : 1);
-        if (release) {
-            const int64_t r0 = g0 * BM_PACK_ROWS;
-            int64_t r1 = (g0 + pt.n_groups) * BM_PACK_ROWS;
-            if (r1 > t->ne[1]) r1 = t->ne[1];
-            release(rctx, (const uint8_t *)t->data + (size_t)r0 * rb, (size_t)(r1 - r0) * rb);
-        }
+    bm_status st = bm_tensor_pack_into(t, pool, release, rctx, p, err);
+    if (st) {
+        free(p);
+        return st;
     }
-    t->packed = p;
     *buf = p;
     *bytes = total;
     return BM_OK;
