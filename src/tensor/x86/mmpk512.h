@@ -1,7 +1,7 @@
 /* AVX-512 VNNI kernels over packed Q4_K / Q5_K / Q6_K weights (layout in kernels.h), built like the
  * Q8_0 / Q4_0 ones in mmp_vnni.c: one vpdpbusd multiplies 4 columns of 16 rows (unsigned codes)
- * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens, decode
- * takes two row groups. Per 32-column block the integer sum is exact:
+ * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens (decode:
+ * one token, one row group, the next group prefetched into L2). Per 32-column block the integer sum is exact:
  *   Q4_K: isum = sum q x (q 0..15); y += isum * (d sc d_x) - (dmin m) * (d_x xs);
  *   Q5_K: the same with q 0..31 (16 added where the column's bit in the fifth-bit plane is
  *         set, as the Q5_0 kernel does);
@@ -36,7 +36,8 @@ INLINE int32_t sum16(const uint8_t *p) {
 
 enum { K4 = 0, K6 = 1, K5 = 2 };
 
-/* One tile: ng (1, 2 or 4) row groups x nt tokens; kind: K4 (Q4_K), K5 (Q5_K) or K6 (Q6_K). */
+/* One tile: ng row groups (every caller now passes 1) x nt tokens; kind: K4 (Q4_K), K5 (Q5_K)
+ * or K6 (Q6_K). */
 INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nsb,
                   const int kind, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
                   const int nt, const uint8_t *pf) {
@@ -157,10 +158,12 @@ INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind) 
     if (a->n_tok == 1) {
         /* next tile's groups when they are still in this range, else none */
 #define NEXT(ng) (r + 2 * (ng) * PR <= r1 ? GRP + (size_t)(ng) * gb : NULL)
-        for (; r + 3 * PR < r1; r += 4 * PR)
-            ktile(a, GRP, gb, 4, nsb, kind, r, 0xFFFF, rows_mask(r1 - r - 3 * PR), 0, 1, NEXT(4));
-        for (; r + PR < r1; r += 2 * PR)
-            ktile(a, GRP, gb, 2, nsb, kind, r, 0xFFFF, rows_mask(r1 - r - PR), 0, 1, NEXT(2));
+        /* One group per tile: one code stream in flight per thread. Tiles of 2 and 4 groups
+         * (more activation reuse) streamed slower: Qwen3-0.6B Q4_K 54-66 tok/s with 4 and
+         * 65-68 with 2 vs 72-84 with 1; the 256-bit kernel this replaced for decode streamed as
+         * fast as 1 from DRAM, but 1.5-1.9x slower from L2 (bench_matmul 1536 x 256, 1
+         * thread: Q4_K 33 vs 49 GB/s, Q5_K 22 vs 42, Q6_K 31 vs 48). */
+        for (; r + PR < r1; r += PR) ktile(a, GRP, gb, 1, nsb, kind, r, 0xFFFF, 0, 0, 1, NEXT(1));
         if (r < r1) ktile(a, GRP, gb, 1, nsb, kind, r, rows_mask(r1 - r), 0, 0, 1, NULL);
 #undef NEXT
         return;
@@ -176,19 +179,6 @@ INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind) 
 #undef GRP
 }
 
-/* Decode (one token) goes to the 256-bit kernels of mmpk256.h: the same exact integer sums and
- * the same float operations in the same order, so the result is bitwise this kernel's (the
- * packed test checks batch invariance across the two), and on Zen 4 they streamed faster:
- * Qwen3-0.6B Q4_K decode 77-88 vs 58-66 tok/s in alternating runs. */
-void PNAME(q4_K)(const bm_mm_args *a, int64_t r0, int64_t r1) {
-    if (a->n_tok == 1) bm_mmp_q4_K_avx2(a, r0, r1);
-    else kdrive(a, r0, r1, K4);
-}
-void PNAME(q5_K)(const bm_mm_args *a, int64_t r0, int64_t r1) {
-    if (a->n_tok == 1) bm_mmp_q5_K_avx2(a, r0, r1);
-    else kdrive(a, r0, r1, K5);
-}
-void PNAME(q6_K)(const bm_mm_args *a, int64_t r0, int64_t r1) {
-    if (a->n_tok == 1) bm_mmp_q6_K_avx2(a, r0, r1);
-    else kdrive(a, r0, r1, K6);
-}
+void PNAME(q4_K)(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K4); }
+void PNAME(q5_K)(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K5); }
+void PNAME(q6_K)(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K6); }
