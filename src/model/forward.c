@@ -283,8 +283,9 @@ static void forward_slice(bm_ctx *c, const bm_batch *b, int32_t off, int32_t n, 
                    (size_t)E * sizeof(float));
         k++;
     }
-    if (k > 0 && logits) bm_matmul(c->pool, m->output, c->hb, k, logits + (size_t)*n_logits * h->n_vocab,
-                         c->mm_scratch);
+    if (k > 0 && logits)
+        bm_matmul(c->pool, m->output, c->hb, k, logits + (size_t)*n_logits * h->n_vocab,
+                  c->mm_scratch);
     *n_logits += k;
     LAP(BM_PROF_HEAD);
 }
