@@ -2,12 +2,12 @@
  * avx2 (AVX2+FMA+F16C), avxvnni (adds VEX-encoded 256-bit vpdpbusd for the int8 dot products:
  * Alder Lake and later client cores), avx512 (AVX-512F/BW/VL/DQ without VNNI: Skylake-SP/X/W,
  * Cannon Lake; 512-bit float and packed int8 kernels, the rest avx2's), vnni (AVX2 +
- * AVX-512F/BW/VL/DQ + VNNI; preferred where the others exist too), amx (vnni plus AMX tile kernels for packed Q8_0/Q4_0/Q5_0 prefill, only when
- * bm_amx_probe grants and self-checks them); on AArch64 neon (baseline Advanced SIMD) and
- * dotprod (sdot, from getauxval(AT_HWCAP) on Linux). BM_KERNELS=ref|avx2|avxvnni|avx512|vnni|
- * amx|neon|dotprod caps the level (an unknown value falls back to the best the CPU has; otherwise the
- * best available level at or below the one asked). Built with BM_NO_SIMD (or for another
- * target) only ref exists. */
+ * AVX-512F/BW/VL/DQ + VNNI; preferred where the others exist too), amx (vnni plus AMX tile
+ * kernels for packed Q8_0/Q4_0/Q5_0 and BF16, only when bm_amx_probe grants and self-checks
+ * them); on AArch64 neon (baseline Advanced SIMD) and dotprod (sdot, from getauxval(AT_HWCAP)
+ * on Linux). BM_KERNELS=ref|avx2|avxvnni|avx512|vnni|amx|neon|dotprod caps the level (an
+ * unknown value falls back to the best the CPU has; otherwise the best available level at or
+ * below the one asked). Built with BM_NO_SIMD (or for another target) only ref exists. */
 #include "tensor/kernels.h"
 
 #include <pthread.h>

@@ -219,8 +219,9 @@ enum {
 /* Once, by dispatch: cpuid (AMX-TILE, AMX-INT8, AVX-512 VNNI), the Linux permission for the
  * tile state (arch_prctl ARCH_REQ_XCOMP_PERM), then bm_amx_selfcheck on the AMX kernels.
  * Returns BM_AMX_OK only when all three pass. With AMX-BF16 too, the bf16 kernel is then
- * checked on its own (bm_amx_bf16_state); its failure leaves the int8 kernels in use. With BM_KERNELS set to a level below amx nothing
- * is probed or run (a way around AMX kernels that would fault on some CPU). */
+ * checked on its own (bm_amx_bf16_state); its failure leaves the int8 kernels in use. With
+ * BM_KERNELS set to a level below amx nothing is probed or run (a way around AMX kernels that
+ * would fault on some CPU). */
 int bm_amx_probe(void);
 /* What bm_amx_probe found (BM_AMX_NO_CPU before it ran). */
 int bm_amx_state(void);
