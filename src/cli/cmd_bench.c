@@ -120,41 +120,35 @@ typedef struct run_stats {
     double pp[64], tg[64]; /* tokens/s per repetition */
 } run_stats;
 
+/* One batch of p prompt tokens, then n tokens generated one at a time: tok/s of each. With pr
+ * (the context profiling), pr[0] gets the batch's seconds per step and pr[1] the seconds per
+ * step per generated token. */
 static bm_status time_once(bm_ctx *c, int32_t n_vocab, int32_t p, int32_t n, double *pp,
-                           double *tg, float *logits, int32_t *toks, bm_err *err) {
+                           double *tg, bm_profile *pr, float *logits, int32_t *toks,
+                           bm_err *err) {
     bm_seq s;
     bm_status st = bm_seq_init(&s, p + n + 1, err);
     if (st) return st;
     for (int32_t i = 0; i < p + n; i++) toks[i] = (int32_t)((i * 7919u + 13u) % (uint32_t)n_vocab);
+    if (pr) bm_ctx_profile_reset(c);
     double t0 = bm_time_now();
     if (p > 0) st = bm_model_eval(c, &s, toks, p, false, logits, err); /* -p 0: tg only */
     double t1 = bm_time_now();
+    if (pr) {
+        bm_ctx_profile(c, &pr[0]);
+        bm_ctx_profile_reset(c);
+        t1 = bm_time_now();
+    }
     for (int32_t i = 0; i < n && !st; i++) st = bm_model_eval(c, &s, toks + p + i, 1, false,
                                                               logits, err);
     double t2 = bm_time_now();
+    if (pr) {
+        bm_ctx_profile(c, &pr[1]);
+        for (int k = 0; k < BM_PROF_COUNT && n > 0; k++) pr[1].secs[k] /= n;
+    }
     bm_seq_fini(&s, bm_ctx_kv(c));
     *pp = p > 0 ? p / (t1 - t0) : 0;
     *tg = n > 0 ? n / (t2 - t1) : 0;
-    return st;
-}
-
-/* One pp batch and n generated tokens with the step timers on: pp[] the batch's seconds per
- * step, tg[] the seconds per step per generated token. */
-static bm_status profile_once(bm_ctx *c, int32_t n_vocab, int32_t p, int32_t n, bm_profile *pp,
-                              bm_profile *tg, float *logits, int32_t *toks, bm_err *err) {
-    bm_seq s;
-    bm_status st = bm_seq_init(&s, p + n + 1, err);
-    if (st) return st;
-    for (int32_t i = 0; i < p + n; i++) toks[i] = (int32_t)((i * 7919u + 13u) % (uint32_t)n_vocab);
-    bm_ctx_profile_reset(c);
-    if (p > 0) st = bm_model_eval(c, &s, toks, p, false, logits, err);
-    bm_ctx_profile(c, pp);
-    bm_ctx_profile_reset(c);
-    for (int32_t i = 0; i < n && !st; i++) st = bm_model_eval(c, &s, toks + p + i, 1, false,
-                                                              logits, err);
-    bm_ctx_profile(c, tg);
-    for (int k = 0; k < BM_PROF_COUNT && n > 0; k++) tg->secs[k] /= n;
-    bm_seq_fini(&s, bm_ctx_kv(c));
     return st;
 }
 
@@ -337,11 +331,12 @@ int cmd_bench(int argc, char **argv) {
 
     run_stats rs;
     double pp_med, pp_min, pp_max, tg_med, tg_min, tg_max;
-    if (time_once(c, nv, (int32_t)p, n > 2 ? 2 : (int32_t)n, &rs.pp[0], &rs.tg[0], logits, toks,
-                  &err)) /* warm-up */
+    if (time_once(c, nv, (int32_t)p, n > 2 ? 2 : (int32_t)n, &rs.pp[0], &rs.tg[0], NULL, logits,
+                  toks, &err)) /* warm-up */
         goto fail;
     for (int r = 0; r < reps; r++)
-        if (time_once(c, nv, (int32_t)p, (int32_t)n, &rs.pp[r], &rs.tg[r], logits, toks, &err))
+        if (time_once(c, nv, (int32_t)p, (int32_t)n, &rs.pp[r], &rs.tg[r], NULL, logits, toks,
+                      &err))
             goto fail;
     spread(rs.pp, (int)reps, &pp_med, &pp_min, &pp_max);
     spread(rs.tg, (int)reps, &tg_med, &tg_min, &tg_max);
@@ -350,16 +345,18 @@ int cmd_bench(int argc, char **argv) {
     const char *kname = bm_kernels_name();
     if (with_ref) {
         /* The scalar level is ~20-50x slower: a short pp16 / tg4 at both levels. */
-        if (time_once(c, nv, 16, 4, &fast_pp16, &fast_tg4, logits, toks, &err)) goto fail;
+        if (time_once(c, nv, 16, 4, &fast_pp16, &fast_tg4, NULL, logits, toks, &err)) goto fail;
         bm_kernels_use("ref");
-        bm_status st = time_once(c, nv, 16, 4, &ref_pp, &ref_tg, logits, toks, &err);
+        bm_status st = time_once(c, nv, 16, 4, &ref_pp, &ref_tg, NULL, logits, toks, &err);
         bm_kernels_use(kname);
         if (st) goto fail;
     }
 
-    bm_profile prof_pp = {0}, prof_tg = {0};
+    bm_profile prof[2]; /* pp, tg */
+    memset(prof, 0, sizeof prof);
+    double pp_x, tg_x;
     if (with_prof &&
-        profile_once(c, nv, (int32_t)p, (int32_t)n, &prof_pp, &prof_tg, logits, toks, &err))
+        time_once(c, nv, (int32_t)p, (int32_t)n, &pp_x, &tg_x, prof, logits, toks, &err))
         goto fail;
 
     /* Memory: read before the bandwidth probe allocates and touches its 1 GiB. */
@@ -378,8 +375,7 @@ int cmd_bench(int argc, char **argv) {
     if (bwbuf && n > 0) {
         probes[0] = bw_probe(pool, &bwt, 3); /* the first sweeps also warm the pages */
         for (int r = 0; r < reps; r++) {
-            double pp_x;
-            if (time_once(c, nv, (int32_t)p, (int32_t)n, &pp_x, &tg_pair[r], logits, toks,
+            if (time_once(c, nv, (int32_t)p, (int32_t)n, &pp_x, &tg_pair[r], NULL, logits, toks,
                           &err)) {
                 free(bwbuf);
                 goto fail;
@@ -410,7 +406,7 @@ int cmd_bench(int argc, char **argv) {
     /* The matmul steps alone against the peaks (their ideal time over their profiled time). */
     const double mm_ideal = peak_i8 > 0 && peak_f32 > 0
                                 ? (mm_i8_ops / peak_i8 + mm_f32_ops / peak_f32) / 1e9 : 0;
-    const double pp_mm_ratio = prof_matmul(&prof_pp) > 0 ? mm_ideal / prof_matmul(&prof_pp) : 0;
+    const double pp_mm_ratio = prof_matmul(&prof[0]) > 0 ? mm_ideal / prof_matmul(&prof[0]) : 0;
 
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (json) {
@@ -441,7 +437,7 @@ int cmd_bench(int argc, char **argv) {
                    ref_tg > 0 ? fast_tg4 / ref_tg : 0);
         if (with_prof) {
             for (int which = 0; which < 2; which++) {
-                const bm_profile *pr = which ? &prof_tg : &prof_pp;
+                const bm_profile *pr = which ? &prof[1] : &prof[0];
                 printf(",\"%s_profile_ms\":{", which ? "tg" : "pp");
                 for (int k = 0; k < BM_PROF_COUNT; k++)
                     printf("%s\"%s\":%.4f", k ? "," : "", bm_prof_step_name(k),
@@ -475,15 +471,15 @@ int cmd_bench(int argc, char **argv) {
                    fast_pp16, ref_pp, ref_pp > 0 ? fast_pp16 / ref_pp : 0, fast_tg4, ref_tg,
                    ref_tg > 0 ? fast_tg4 / ref_tg : 0);
         if (with_prof) {
-            const double tp = prof_total(&prof_pp), tt = prof_total(&prof_tg);
+            const double tp = prof_total(&prof[0]), tt = prof_total(&prof[1]);
             printf("profile      pp%-4ld ms   share   tg ms/token   share\n", p);
             for (int k = 0; k < BM_PROF_COUNT; k++)
                 printf("  %-10s %9.3f  %5.1f%%  %11.4f  %5.1f%%\n", bm_prof_step_name(k),
-                       prof_pp.secs[k] * 1e3, tp > 0 ? 100 * prof_pp.secs[k] / tp : 0,
-                       prof_tg.secs[k] * 1e3, tt > 0 ? 100 * prof_tg.secs[k] / tt : 0);
+                       prof[0].secs[k] * 1e3, tp > 0 ? 100 * prof[0].secs[k] / tp : 0,
+                       prof[1].secs[k] * 1e3, tt > 0 ? 100 * prof[1].secs[k] / tt : 0);
             printf("  matmul steps: %.1f%% of pp, at %.3f of the measured peak; %.1f%% of tg\n",
-                   tp > 0 ? 100 * prof_matmul(&prof_pp) / tp : 0, pp_mm_ratio,
-                   tt > 0 ? 100 * prof_matmul(&prof_tg) / tt : 0);
+                   tp > 0 ? 100 * prof_matmul(&prof[0]) / tp : 0, pp_mm_ratio,
+                   tt > 0 ? 100 * prof_matmul(&prof[1]) / tt : 0);
         }
     }
     rc = 0;

@@ -133,7 +133,10 @@ INLINE void amxb_drive(const bm_mm_args *a, int64_t r0, int64_t r1) {
     const int64_t ldb = nkb * AMXB_K + AMXB_K; /* + 64 bytes: rows not 4 KiB apart */
     const size_t gb = (size_t)nkb * AMXB_BLK;
     const int rows = a->n_tok < AMXB_T ? (int)a->n_tok : AMXB_T;
-    uint16_t *xb = malloc((size_t)ldb * 2 * (2 * AMXB_T)); /* NULL: convert per k-block */
+    /* Prefill converts each token's row once into xb; below 16 tokens (decode) every k-block
+     * is converted on the stack as it is used (the same bits), so no call of a decode step
+     * allocates. NULL (also when out of memory): per k-block. */
+    uint16_t *xb = a->n_tok >= AMXB_T ? malloc((size_t)ldb * 2 * (2 * AMXB_T)) : NULL;
     _Alignas(64) uint8_t cfg[64];
     amxb_config(cfg, rows);
     TILE_CFG(cfg);
