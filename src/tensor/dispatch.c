@@ -59,6 +59,15 @@ static void cpu_levels(void) {
 #endif
 }
 
+#if defined(BM_SIMD_ARM) || defined(BM_SIMD_X86)
+/* Every quantized weight type's kernel of a SIMD level takes int8 activation blocks. */
+static void int8_acts(bm_kernels *k) {
+    static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
+                                  BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
+    for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
+}
+#endif
+
 #ifdef BM_SIMD_ARM
 static void fill_arm(bm_kernels *k, int lvl) {
     k->act_q8 = bm_act_q8_neon;
@@ -81,9 +90,7 @@ static void fill_arm(bm_kernels *k, int lvl) {
     k->mm[BM_Q4_K] = dp ? bm_mm_q4_K_dotprod : bm_mm_q4_K_neon;
     k->mm[BM_Q5_K] = dp ? bm_mm_q5_K_dotprod : bm_mm_q5_K_neon;
     k->mm[BM_Q6_K] = dp ? bm_mm_q6_K_dotprod : bm_mm_q6_K_neon;
-    static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
-                                  BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
-    for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
+    int8_acts(k);
 }
 #endif
 
@@ -169,9 +176,7 @@ static void fill(bm_kernels *k, int lvl) {
         k->mmp[BM_Q5_K] = bm_mmp_q5_K_avx2;
         k->mmp[BM_Q6_K] = bm_mmp_q6_K_avx2;
         k->mm[BM_Q2_K] = bm_mm_q2_K_avx2;
-        static const bm_dtype q8[] = {BM_Q8_0, BM_Q4_0, BM_Q5_0, BM_Q4_1, BM_Q5_1,
-                                      BM_Q2_K, BM_Q3_K, BM_Q4_K, BM_Q5_K, BM_Q6_K};
-        for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) k->act[q8[i]] = BM_ACT_Q8;
+        int8_acts(k);
     }
     if (lvl == BM_LVL_AVXVNNI) fill_avxvnni(k, false);
     if (lvl == BM_LVL_AVX512) fill_avx512(k);
