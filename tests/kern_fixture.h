@@ -1,13 +1,14 @@
 /* Fixtures shared by the kernel tests (tests/unit/test_kernels.c with Criterion, and
  * tests/arm/test_neon_kernels.c in plain C under qemu): a xorshift source, random weight matrices
  * of any dtype with their dequantized values, bm_matmul with its scratch, and buffers for
- * quantized activations. Header-only, static functions: each test program has one copy. */
+ * quantized activations, and the dot / axpy check. Header-only, static functions: each test program has one copy. */
 #ifndef BAIMO_TESTS_KERN_FIXTURE_H
 #define BAIMO_TESTS_KERN_FIXTURE_H
 
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,45 @@ static void free_act(actq *r) {
     free(r->q);
     free(r->d);
     free(r->s);
+}
+
+/* dot_f32 and axpy_f32 of k against double sums, odd lengths, misaligned pointers: the dot
+ * within (n + 8) u sum|a b| (float summation bound), each axpy element within 4 u, nothing
+ * written outside [0, n). NULL when all hold, else msg describing the first failure. */
+static const char *check_dot_axpy(const bm_kernels *k, char *msg, size_t cap) {
+    static const int64_t ns[] = {1, 3, 4, 7, 8, 15, 16, 17, 64, 100, 128};
+    float a[130], b[130], y[130], y0[130];
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        const int64_t n = ns[i];
+        for (int e = 0; e < 130; e++) {
+            a[e] = frand();
+            b[e] = frand();
+            y0[e] = y[e] = frand();
+        }
+        double ex = 0, mag = 0;
+        for (int64_t e = 0; e < n; e++) {
+            ex += (double)a[e + 1] * b[e];
+            mag += fabs((double)a[e + 1] * b[e]);
+        }
+        const double got = k->dot_f32(a + 1, b, n);
+        if (!(fabs(got - ex) <= ((double)n + 8) * U * mag + 1e-30)) {
+            snprintf(msg, cap, "%s dot n=%ld: %.9g vs %.9g", k->name, (long)n, got, ex);
+            return msg;
+        }
+        k->axpy_f32(0.37f, a + 1, y + 1, n);
+        for (int64_t e = 0; e < n; e++) {
+            const double want = (double)y0[e + 1] + 0.37 * (double)a[e + 1];
+            if (!(fabs(y[e + 1] - want) <= 4 * U * (fabs(want) + fabs(0.37 * a[e + 1])))) {
+                snprintf(msg, cap, "%s axpy n=%ld e=%ld", k->name, (long)n, (long)e);
+                return msg;
+            }
+        }
+        if (y[0] != y0[0] || y[n + 1] != y0[n + 1]) {
+            snprintf(msg, cap, "%s axpy n=%ld wrote outside [0, n)", k->name, (long)n);
+            return msg;
+        }
+    }
+    return NULL;
 }
 
 #endif

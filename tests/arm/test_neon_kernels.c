@@ -253,32 +253,10 @@ static void check_batch_invariance(bm_pool *pool, const bm_kernels *k) {
 /* dot and axpy against double sums (float summation bounds of test_kernels.c), rmsnorm
  * against the double formula (relative 1e-6), odd lengths, misaligned pointers, in place. */
 static void check_helpers(const bm_kernels *k) {
-    static const int64_t ns[] = {1, 3, 4, 7, 8, 15, 17, 100, 128};
-    float a[130], b[130], y[130], y0[130];
-    bool dot_ok = true, axpy_ok = true;
-    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
-        const int64_t n = ns[c];
-        for (int e = 0; e < 130; e++) {
-            a[e] = frand();
-            b[e] = frand();
-            y0[e] = y[e] = frand();
-        }
-        double ex = 0, mag = 0;
-        for (int64_t e = 0; e < n; e++) {
-            ex += (double)a[e + 1] * b[e];
-            mag += fabs((double)a[e + 1] * b[e]);
-        }
-        dot_ok = dot_ok && fabs(k->dot_f32(a + 1, b, n) - ex) <= ((double)n + 8) * U * mag + 1e-30;
-        k->axpy_f32(0.37f, a + 1, y + 1, n);
-        for (int64_t e = 0; e < n; e++) {
-            const double want = (double)y0[e + 1] + 0.37 * (double)a[e + 1];
-            axpy_ok = axpy_ok &&
-                      fabs(y[e + 1] - want) <= 4 * U * (fabs(want) + fabs(0.37 * a[e + 1]));
-        }
-        axpy_ok = axpy_ok && y[0] == y0[0] && y[n + 1] == y0[n + 1];
-    }
-    CHECK(dot_ok, "%-7s dot_f32 within (n + 8) u sum|a b| of the double sum", k->name);
-    CHECK(axpy_ok, "%-7s axpy_f32 within 4 u, nothing written outside [0, n)", k->name);
+    char msg[160];
+    const char *fail = check_dot_axpy(k, msg, sizeof msg);
+    CHECK(!fail, "%-7s dot_f32 within (n + 8) u sum|a b| of the double sum, axpy_f32 within 4 u, "
+          "nothing written outside [0, n)%s%s", k->name, fail ? ": " : "", fail ? fail : "");
 
     /* SwiGLU against the double formula, relative 2e-6 (test_kernels.c's bound), gates from
      * -120 to 108 (saturation both ways) then +-9, odd length, in place (y == g). */

@@ -476,39 +476,11 @@ Test(kernels, matmul_multi_equals_separate_calls) {
 /* Attention helpers of every level against double sums (float summation bound), odd sizes and
  * misaligned pointers. */
 Test(kernels, attention_dot_axpy) {
-    static const int64_t ns[] = {1, 7, 8, 15, 16, 17, 64, 100, 128};
-    float *a = malloc(sizeof(float) * 130), *b = malloc(sizeof(float) * 130);
-    float *y = malloc(sizeof(float) * 130), *y0 = malloc(sizeof(float) * 130);
     FOR_EACH_LEVEL(lvl) {
-        const bm_kernels *k = bm_kernels_at(lvl);
-        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
-            const int64_t n = ns[i];
-            for (int64_t e = 0; e < 130; e++) {
-                a[e] = frand();
-                b[e] = frand();
-                y0[e] = y[e] = frand();
-            }
-            double ex = 0, mag = 0;
-            for (int64_t e = 0; e < n; e++) {
-                ex += (double)a[e + 1] * b[e];
-                mag += fabs((double)a[e + 1] * b[e]);
-            }
-            const double got = k->dot_f32(a + 1, b, n);
-            cr_assert(fabs(got - ex) <= ((double)n + 8) * U * mag + 1e-30,
-                      "%s dot n=%ld: %.9g vs %.9g", k->name, (long)n, got, ex);
-            k->axpy_f32(0.37f, a + 1, y + 1, n);
-            for (int64_t e = 0; e < n; e++) {
-                const double want = (double)y0[e + 1] + 0.37 * (double)a[e + 1];
-                cr_assert(fabs(y[e + 1] - want) <= 4 * U * (fabs(want) + fabs(0.37 * a[e + 1])),
-                          "%s axpy n=%ld e=%ld", k->name, (long)n, (long)e);
-            }
-            cr_assert(y[0] == y0[0] && y[n + 1] == y0[n + 1], "axpy wrote outside [0, n)");
-        }
+        char msg[160];
+        const char *fail = check_dot_axpy(bm_kernels_at(lvl), msg, sizeof msg);
+        cr_assert(!fail, "%s", fail);
     }
-    free(a);
-    free(b);
-    free(y);
-    free(y0);
 }
 
 /* SwiGLU of every level against the double formula: relative error <= 2e-6 over a wide range
