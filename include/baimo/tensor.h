@@ -99,10 +99,10 @@ bool bm_tensor_packable(const bm_tensor *t);
 /* Called with each range of the original rows once it has been copied (e.g. to release the
  * mapped pages). */
 typedef void (*bm_release_fn)(void *ctx, const void *p, size_t n);
-/* Packs t's rows into a new 64-byte-aligned buffer for the kernels in use and sets t->packed,
- * split over pool (NULL: this thread), slice by slice, calling release (if not NULL) on each
- * copied slice; *buf receives the buffer (free() it after the tensor's last use), *bytes its
- * size. BM_EINVAL when the tensor is not packable, BM_ENOMEM when out of memory. */
+/* Packs t's rows for the kernels in use into a new buffer (2 MiB aligned, huge-page backed)
+ * and sets t->packed, split over pool (NULL: this thread), slice by slice, calling release (if
+ * not NULL) on each copied slice; *buf receives the buffer (free() it after the tensor's last
+ * use), *bytes its size. BM_EINVAL when the tensor is not packable, BM_ENOMEM when out of memory. */
 bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, void *rctx,
                          void **buf, size_t *bytes, bm_err *err);
 /* Bytes of t's packed copy for the kernels in use (0 when t is not packable here). */

@@ -2,13 +2,13 @@
  * weight, and the public load/free entry points. Source-specific binding lives in
  * load_gguf.c and load_hf.c. */
 #include "model/model_int.h"
+#include "tensor/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 bm_tensor *bm_model_add_tensor(bm_model *m, const char *name, bm_dtype type, int n_dims,
@@ -164,10 +164,9 @@ bm_status bm_model_check(bm_model *m, bm_err *err) {
 static void release_gguf(void *g, const void *p, size_t n) { bm_gguf_release(g, p, n); }
 static void release_st(void *s, const void *p, size_t n) { bm_st_release(s, p, n); }
 
-/* One buffer for every packed weight, in the order the forward pass reads them, 2 MiB aligned
- * and sized in whole huge pages with MADV_HUGEPAGE: transparent huge pages then back all of it.
- * Packed one by one, only the few tensors of 4 MiB or more were (a Qwen2.5-0.5B layer's are
- * 0.1-2.5 MiB), and decode streamed the rest through 4 KiB pages. */
+/* One huge-page buffer (bm_pack_alloc) for every packed weight, in the order the forward pass
+ * reads them. Packed one by one into buffers of their own, only tensors of 4 MiB or more got
+ * huge pages (a Qwen2.5-0.5B layer's are 0.1-2.5 MiB). */
 static bm_status pack_weights(bm_model *m, bm_err *err) {
     const char *off = getenv("BM_NO_PACK");
     if (off && *off && strcmp(off, "0")) return BM_OK;
@@ -200,16 +199,12 @@ static bm_status pack_weights(bm_model *m, bm_err *err) {
         }
     }
     if (n == 0) goto done;
-    const size_t huge = (size_t)2 << 20, cap = (total + huge - 1) & ~(huge - 1);
-    uint8_t *buf = cap >= total ? aligned_alloc(huge, cap) : NULL;
+    uint8_t *buf = bm_pack_alloc(total);
     if (!buf) {
         st = bm_err_set(err, BM_ENOMEM, "pack: out of memory for %zu bytes of packed weights",
                         total);
         goto done;
     }
-#ifdef MADV_HUGEPAGE
-    (void)madvise(buf, cap, MADV_HUGEPAGE);
-#endif
     m->pack_buf = buf;
     bm_pool *pool = bm_pool_new(0, NULL); /* NULL on failure: packs on this thread */
     size_t at = 0;

@@ -190,6 +190,10 @@ void bm_pack_group(bm_dtype type, const uint8_t *w, size_t row_bytes, int64_t n_
  * original row's values bitwise. */
 void bm_pack_get_block(bm_dtype type, const uint8_t *grp, int64_t n_in, int64_t i, int64_t b,
                        uint8_t *blk);
+/* A buffer for packed weights: 2 MiB aligned and a whole number of 2 MiB pages, advised
+ * MADV_HUGEPAGE, so transparent huge pages back all of it (fewer page faults while packing,
+ * fewer TLB misses while streaming it); free() it. NULL when out of memory. */
+void *bm_pack_alloc(size_t bytes);
 
 /* ---- scalar references of the quantized-activation path (act_quant.c) ------------------ */
 

@@ -219,6 +219,15 @@ static void pack_run(void *ctx, int ith, int nth) {
                       p->dst + (size_t)g * p->group_bytes);
 }
 
+void *bm_pack_alloc(size_t bytes) {
+    const size_t huge = (size_t)2 << 20, cap = (bytes + huge - 1) & ~(huge - 1);
+    void *p = cap >= bytes && cap > 0 ? aligned_alloc(huge, cap) : NULL;
+#ifdef MADV_HUGEPAGE
+    if (p) (void)madvise(p, cap, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 size_t bm_tensor_pack_bytes(const bm_tensor *t) {
     size_t total;
     if (!bm_tensor_packable(t)) return 0;
@@ -266,15 +275,8 @@ bm_status bm_tensor_pack(bm_tensor *t, bm_pool *pool, bm_release_fn release, voi
     if (!total)
         return bm_err_set(err, BM_EINVAL, "pack: tensor '%s' (%s) has no packed layout here",
                           t ? t->name : "?", t ? bm_dtype_name(t->type) : "?");
-    /* 2 MiB-aligned when large, so transparent huge pages can back it (fewer page faults
-     * while packing, fewer TLB misses while streaming it). */
-    const size_t al = total >= ((size_t)4 << 20) ? ((size_t)2 << 20) : 64;
-    uint8_t *p = aligned_alloc(al, (total + al - 1) & ~(al - 1));
+    uint8_t *p = bm_pack_alloc(total);
     if (!p) return bm_err_set(err, BM_ENOMEM, "pack: out of memory for '%s'", t->name);
-#ifdef MADV_HUGEPAGE
-    /* Whole huge pages only: a partly used one at the end would be resident in full. */
-    if (al > 64) (void)madvise(p, total & ~(al - 1), MADV_HUGEPAGE);
-#endif
     bm_status st = bm_tensor_pack_into(t, pool, release, rctx, p, err);
     if (st) {
         free(p);
