@@ -1,7 +1,7 @@
 /* AVX-512 VNNI kernels over packed Q4_K / Q5_K / Q6_K weights (layout in kernels.h), built like the
  * Q8_0 / Q4_0 ones in mmp_vnni.c: one vpdpbusd multiplies 4 columns of 16 rows (unsigned codes)
- * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens (decode:
- * one token, one row group, the next group prefetched into L2). Per 32-column block the integer sum is exact:
+ * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens
+ * (decode: the next group prefetched into L2). Per 32-column block the integer sum is exact:
  *   Q4_K: isum = sum q x (q 0..15); y += isum * (d sc d_x) - (dmin m) * (d_x xs);
  *   Q5_K: the same with q 0..31 (16 added where the column's bit in the fifth-bit plane is
  *         set, as the Q5_0 kernel does);
@@ -36,56 +36,46 @@ INLINE int32_t sum16(const uint8_t *p) {
 
 enum { K4 = 0, K6 = 1, K5 = 2 };
 
-/* One tile: ng row groups (every caller now passes 1) x nt tokens; kind: K4 (Q4_K), K5 (Q5_K)
- * or K6 (Q6_K). */
-INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int ng, int64_t nsb,
-                  const int kind, int64_t r, __mmask16 valid0, __mmask16 valid1, int64_t t0,
-                  const int nt, const uint8_t *pf) {
+/* One tile: the row group grp x nt tokens; kind: K4 (Q4_K), K5 (Q5_K) or K6 (Q6_K). */
+INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const int kind,
+                  int64_t r, __mmask16 valid, int64_t t0, const int nt, const uint8_t *pf) {
     const int q6 = kind == K6, q5 = kind == K5;
     const size_t sbb = q6 ? BM_PACK_Q6_K_SB : q5 ? BM_PACK_Q5_K_SB : BM_PACK_Q4_K_SB;
     const size_t cb = q6 ? 384 : q5 ? 320 : 256; /* code bytes per 32-column block */
     const __m512i hi2 = _mm512_set1_epi8(0x30);
-    __m512 facc[4][NT];
-    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
-        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[g][j] = _mm512_setzero_ps();
-    /* Decode (pf: the next tile, ng * gb contiguous bytes): each super-block step prefetches
-     * the same share of it into L2 (Qwen3-0.6B decode, alternating runs: Q4_K 44-51 -> 53-56
+    __m512 facc[NT];
+    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[j] = _mm512_setzero_ps();
+    /* Decode (pf: the next group): each super-block step prefetches the same share of it into
+     * L2 (Qwen3-0.6B decode, alternating runs: Q4_K 44-51 -> 53-56
      * tok/s, Q6_K 35 -> 37-39, over the 4 KiB-ahead L1 prefetch it replaces). */
     for (int64_t s = 0; s < nsb; s++) {
         if (pf)
-            for (size_t o = 0; o < (size_t)ng * sbb; o += 64)
-                _mm_prefetch((const char *)pf + (size_t)s * ng * sbb + o, _MM_HINT_T1);
-        __m512 dv[4], mv[4];
-        _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
-            const uint8_t *sp = grp + g * gb + s * sbb + 8 * cb;
-            if (q6) {
-                dv[g] = _mm512_load_ps((const float *)(sp + 16 * PR));
-            } else {
-                dv[g] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)sp));
-                mv[g] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 2 * PR)));
-            }
+            for (size_t o = 0; o < sbb; o += 64)
+                _mm_prefetch((const char *)pf + (size_t)s * sbb + o, _MM_HINT_T1);
+        const uint8_t *sp = grp + s * sbb + 8 * cb; /* the super-block's scales */
+        __m512 dv, mv = _mm512_setzero_ps();
+        if (q6) {
+            dv = _mm512_load_ps((const float *)(sp + 16 * PR));
+        } else {
+            dv = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)sp));
+            mv = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 2 * PR)));
         }
         for (int sub = 0; sub < 8; sub++) {
             const int64_t b = s * 8 + sub;
             const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
-            __m512i acc[4][NT], acc1[4][NT];
+            __m512i acc[NT], acc1[NT];
             _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                 if (q6) {
                     const int32_t x0 = sum16(xb + j * a->ldq);
                     const int32_t x1 = a->xs[(t0 + j) * a->ldd + b] - x0;
-                    const __m512i i0 = _mm512_set1_epi32(-32 * x0);
-                    const __m512i i1 = _mm512_set1_epi32(-32 * x1);
-                    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
-                        acc[g][j] = i0;
-                        acc1[g][j] = i1;
-                    }
+                    acc[j] = _mm512_set1_epi32(-32 * x0);
+                    acc1[j] = _mm512_set1_epi32(-32 * x1);
                 } else {
-                    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) acc[g][j] =
-                        acc1[g][j] = _mm512_setzero_si512();
+                    acc[j] = acc1[j] = _mm512_setzero_si512();
                 }
             }
-            _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
-                const uint8_t *cp = grp + g * gb + s * sbb + (size_t)sub * cb;
+            {
+                const uint8_t *cp = grp + s * sbb + (size_t)sub * cb;
                 const __m512i plane =
                     q5 ? _mm512_load_si512((const void *)(cp + 256)) : _mm512_setzero_si512();
                 _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
@@ -105,78 +95,66 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, size_t gb, const int 
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         /* Q6_K: one sum per 16-column half. Q4_K/Q5_K decode: two chains (the
                          * same int32 sum) so vpdpbusd latency does not bound the stream. */
-                        __m512i *ap = q6 && c >= 2 ? &acc1[g][j] : &acc[g][j];
-                        __m512i *bp = !q6 && nt == 1 ? &acc1[g][j] : ap;
+                        __m512i *ap = q6 && c >= 2 ? &acc1[j] : &acc[j];
+                        __m512i *bp = !q6 && nt == 1 ? &acc1[j] : ap;
                         DP_B2(*ap, *bp, w0, xb + j * a->ldq + 8 * c, w1,
                               xb + j * a->ldq + 8 * c + 4);
                     }
                 }
             }
-            _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++) {
-                const uint8_t *sp = grp + g * gb + s * sbb + 8 * cb;
+            {
                 if (q6) {
                     const __m512i s0 = bytes16(sp + (2 * sub) * PR, 1);
                     const __m512i s1 = bytes16(sp + (2 * sub + 1) * PR, 1);
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
-                        const __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(acc[g][j], s0),
-                                                              _mm512_mullo_epi32(acc1[g][j], s1));
+                        const __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(acc[j], s0),
+                                                              _mm512_mullo_epi32(acc1[j], s1));
                         const __m512 f =
-                            _mm512_mul_ps(dv[g], _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
-                        facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[g][j]);
+                            _mm512_mul_ps(dv, _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
+                        facc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[j]);
                     }
                 } else {
                     const __m512 dsc =
-                        _mm512_mul_ps(dv[g], _mm512_cvtepi32_ps(bytes16(sp + 4 * PR + sub * PR, 0)));
-                    const __m512 dmn = _mm512_mul_ps(
-                        mv[g], _mm512_cvtepi32_ps(bytes16(sp + 12 * PR + sub * PR, 0)));
+                        _mm512_mul_ps(dv, _mm512_cvtepi32_ps(bytes16(sp + 4 * PR + sub * PR, 0)));
+                    const __m512 dmn =
+                        _mm512_mul_ps(mv, _mm512_cvtepi32_ps(bytes16(sp + 12 * PR + sub * PR, 0)));
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
                         const float dx = a->xd[(t0 + j) * a->ldd + b];
                         const float mx = dx * (float)a->xs[(t0 + j) * a->ldd + b];
                         const __m512 f = _mm512_mul_ps(dsc, _mm512_set1_ps(dx));
                         const __m512i isum =
-                            nt == 1 ? _mm512_add_epi32(acc[g][j], acc1[g][j]) : acc[g][j];
-                        facc[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[g][j]);
-                        facc[g][j] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(mx), facc[g][j]);
+                            nt == 1 ? _mm512_add_epi32(acc[j], acc1[j]) : acc[j];
+                        facc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[j]);
+                        facc[j] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(mx), facc[j]);
                     }
                 }
             }
         }
     }
-    _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
-        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
-            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r + g * PR,
-                                  g == 0 ? valid0 : g == ng - 1 ? valid1 : (__mmask16)0xFFFF,
-                                  facc[g][j]);
+    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
+        _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r, valid, facc[j]);
 }
 
+/* Row groups one at a time, each over tiles of up to NT tokens. Decode (one token) prefetches
+ * the next group into L2 while this one is read: one code stream in flight per thread. Decode
+ * tiles of 2 and 4 groups (more activation reuse) streamed slower: Qwen3-0.6B Q4_K 54-66 tok/s
+ * with 4 and 65-68 with 2 vs 72-84 with 1; the 256-bit kernel this replaced for decode streamed
+ * as fast as 1 from DRAM, but 1.5-1.9x slower from L2 (bench_matmul 1536 x 256, 1 thread:
+ * Q4_K 33 vs 49 GB/s, Q5_K 22 vs 42, Q6_K 31 vs 48). */
 INLINE void kdrive(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind) {
     const int64_t nsb = a->n_in / BM_QK_K;
     const size_t gb =
         bm_pack_group_bytes(kind == K6 ? BM_Q6_K : kind == K5 ? BM_Q5_K : BM_Q4_K, a->n_in);
-#define GRP (a->w + (size_t)(r / PR) * gb)
-    int64_t r = r0;
-    if (a->n_tok == 1) {
-        /* next tile's groups when they are still in this range, else none */
-#define NEXT(ng) (r + 2 * (ng) * PR <= r1 ? GRP + (size_t)(ng) * gb : NULL)
-        /* One group per tile: one code stream in flight per thread. Tiles of 2 and 4 groups
-         * (more activation reuse) streamed slower: Qwen3-0.6B Q4_K 54-66 tok/s with 4 and
-         * 65-68 with 2 vs 72-84 with 1; the 256-bit kernel this replaced for decode streamed as
-         * fast as 1 from DRAM, but 1.5-1.9x slower from L2 (bench_matmul 1536 x 256, 1
-         * thread: Q4_K 33 vs 49 GB/s, Q5_K 22 vs 42, Q6_K 31 vs 48). */
-        for (; r + PR < r1; r += PR) ktile(a, GRP, gb, 1, nsb, kind, r, 0xFFFF, 0, 0, 1, NEXT(1));
-        if (r < r1) ktile(a, GRP, gb, 1, nsb, kind, r, rows_mask(r1 - r), 0, 0, 1, NULL);
-#undef NEXT
-        return;
-    }
-    for (; r < r1; r += PR) {
+    for (int64_t r = r0; r < r1; r += PR) {
+        const uint8_t *grp = a->w + (size_t)(r / PR) * gb;
         const __mmask16 valid = rows_mask(r1 - r);
+        const uint8_t *pf = a->n_tok == 1 && r + 2 * PR <= r1 ? grp + gb : NULL;
         int64_t t0;
-#define TILE1(nt) ktile(a, GRP, gb, 1, nsb, kind, r, valid, 0, t0, nt, NULL)
+#define TILE1(nt) ktile(a, grp, nsb, kind, r, valid, t0, nt, pf)
         for (t0 = 0; t0 + NT <= a->n_tok; t0 += NT) TILE1(NT);
         NT_REST(a->n_tok - t0, NT, TILE1);
 #undef TILE1
     }
-#undef GRP
 }
 
 void PNAME(q4_K)(const bm_mm_args *a, int64_t r0, int64_t r1) { kdrive(a, r0, r1, K4); }
