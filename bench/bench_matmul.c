@@ -81,8 +81,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (n_in <= 0 || n_in % 256 || n_out <= 0 || threads <= 0 || reps < 1) {
-        fprintf(stderr, "bench_matmul: n_in must be a positive multiple of 256\n");
+    if (n_in <= 0 || n_in % 32 || n_out <= 0 || threads <= 0 || reps < 1) {
+        fprintf(stderr, "bench_matmul: n_in must be a positive multiple of 32 (types with 256-column blocks are skipped when it is not one of 256)\n");
         return 2;
     }
     if (n_out_pp > n_out) n_out_pp = n_out;
