@@ -87,6 +87,7 @@ typedef struct actq {
     uint8_t *q;
     float *d;
     int32_t *s;
+    float *m;
 } actq;
 
 static actq new_act(int64_t n_in, int64_t n_tok) {
@@ -99,10 +100,12 @@ static actq new_act(int64_t n_in, int64_t n_tok) {
     r.q = xmalloc((size_t)(n_tok * n_in));
     r.d = xmalloc(sizeof(float) * (size_t)(n_tok * r.a.ldd));
     r.s = xmalloc(sizeof(int32_t) * (size_t)(n_tok * r.a.ldd));
+    r.m = xmalloc(sizeof(float) * (size_t)(n_tok * r.a.ldd));
     memset(r.q, 0xAB, (size_t)(n_tok * n_in));
     r.a.xq = r.q;
     r.a.xd = r.d;
     r.a.xs = r.s;
+    r.a.xm = r.m;
     return r;
 }
 
@@ -110,6 +113,7 @@ static void free_act(actq *r) {
     free(r->q);
     free(r->d);
     free(r->s);
+    free(r->m);
 }
 
 /* dot_f32 and axpy_f32 of k against double sums, odd lengths, misaligned pointers: the dot

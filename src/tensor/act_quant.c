@@ -16,6 +16,7 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
         uint8_t *q = (uint8_t *)a->xq + t * a->ldq;
         float *d = (float *)a->xd + t * a->ldd;
         int32_t *s = (int32_t *)a->xs + t * a->ldd;
+        float *m = (float *)a->xm + t * a->ldd;
         for (int64_t b = 0; b < nb; b++, xr += BM_QK, q += BM_QK) {
             float amax = 0.0f;
             for (int j = 0; j < BM_QK; j++) amax = fmaxf(amax, fabsf(xr[j]));
@@ -29,6 +30,7 @@ void bm_act_q8_ref(const float *x, int64_t n_in, int64_t t0, int64_t t1, const b
             }
             d[b] = db;
             s[b] = sum;
+            m[b] = db * (float)sum;
         }
     }
 }

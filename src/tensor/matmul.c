@@ -28,25 +28,30 @@ typedef struct mm_task {
     const float *x_f32;     /* activations to quantize */
 } mm_task;
 
-/* Scratch layout: [per-thread f32 row] x n_threads, then Q8 codes [n_tok, ldq], scales and
- * sums [n_tok, ldd] each. */
-static void layout(int64_t n_in, int64_t n_tok, int n_threads, size_t *per_thread, size_t *q_off,
-                   size_t *d_off, size_t *s_off, size_t *total, int64_t *ldq, int64_t *ldd) {
-    *per_thread = ALIGN64((size_t)n_in * sizeof(float));
-    *ldq = (int64_t)ALIGN64((size_t)n_in);
-    *ldd = (n_in + BM_QK - 1) / BM_QK;
+/* Scratch layout: [per-thread f32 row] x n_threads, then Q8 codes [n_tok, ldq], scales, sums
+ * and scale x sum [n_tok, ldd] each. */
+typedef struct scratch_layout {
+    size_t per_thread, q_off, d_off, s_off, m_off, total;
+    int64_t ldq, ldd;
+} scratch_layout;
+
+static scratch_layout layout(int64_t n_in, int64_t n_tok, int n_threads) {
+    scratch_layout l;
+    l.per_thread = ALIGN64((size_t)n_in * sizeof(float));
+    l.ldq = (int64_t)ALIGN64((size_t)n_in);
+    l.ldd = (n_in + BM_QK - 1) / BM_QK;
     const size_t nt = (size_t)(n_tok > 0 ? n_tok : 1);
-    *q_off = *per_thread * (size_t)(n_threads > 0 ? n_threads : 1);
-    *d_off = *q_off + ALIGN64(nt * (size_t)*ldq);
-    *s_off = *d_off + ALIGN64(nt * (size_t)*ldd * sizeof(float));
-    *total = *s_off + ALIGN64(nt * (size_t)*ldd * sizeof(int32_t));
+    const size_t per_block = ALIGN64(nt * (size_t)l.ldd * sizeof(float)); /* float or int32 */
+    l.q_off = l.per_thread * (size_t)(n_threads > 0 ? n_threads : 1);
+    l.d_off = l.q_off + ALIGN64(nt * (size_t)l.ldq);
+    l.s_off = l.d_off + per_block;
+    l.m_off = l.s_off + per_block;
+    l.total = l.m_off + per_block;
+    return l;
 }
 
 size_t bm_matmul_scratch_bytes(int64_t n_in, int64_t n_tok, int n_threads) {
-    size_t pt, qo, dof, so, total;
-    int64_t ldq, ldd;
-    layout(n_in, n_tok, n_threads, &pt, &qo, &dof, &so, &total, &ldq, &ldd);
-    return total;
+    return layout(n_in, n_tok, n_threads).total;
 }
 
 static void ref_run(void *ctx, int ith, int nth) {
@@ -110,13 +115,15 @@ static void init_task(mm_task *t, const bm_kernels *k, const bm_tensor *w, const
     t->a.y = y;
     t->a.ldy = w->ne[1];
     BM_ASSERT(bm_row_bytes(w->type, w->ne[0], &t->a.row_bytes));
-    size_t qo, dof, so, total;
-    layout(w->ne[0], n_tok, nth, &t->scratch_per_thread, &qo, &dof, &so, &total, &t->a.ldq,
-           &t->a.ldd);
+    const scratch_layout l = layout(w->ne[0], n_tok, nth);
+    t->scratch_per_thread = l.per_thread;
+    t->a.ldq = l.ldq;
+    t->a.ldd = l.ldd;
     t->scratch = scratch;
-    t->a.xq = (uint8_t *)scratch + qo;
-    t->a.xd = (const float *)((uint8_t *)scratch + dof);
-    t->a.xs = (const int32_t *)((uint8_t *)scratch + so);
+    t->a.xq = (uint8_t *)scratch + l.q_off;
+    t->a.xd = (const float *)((uint8_t *)scratch + l.d_off);
+    t->a.xs = (const int32_t *)((uint8_t *)scratch + l.s_off);
+    t->a.xm = (const float *)((uint8_t *)scratch + l.m_off);
 }
 
 void bm_matmul_multi(bm_pool *pool, int n, const bm_tensor *const *ws, const float *x,

@@ -46,7 +46,8 @@ static void check_act(const bm_kernels *k) {
         const size_t nd = (size_t)(n_tok * n_in / BM_QK);
         CHECK(!memcmp(ref.q, got.q, (size_t)(n_tok * n_in)) &&
                   !memcmp(ref.d, got.d, sizeof(float) * nd) &&
-                  !memcmp(ref.s, got.s, sizeof(int32_t) * nd),
+                  !memcmp(ref.s, got.s, sizeof(int32_t) * nd) &&
+                  !memcmp(ref.m, got.m, sizeof(float) * nd),
               "%-7s act_q8 (u8=%d) bitwise equal to bm_act_q8_ref", k->name, u8);
         free_act(&ref);
         free_act(&got);

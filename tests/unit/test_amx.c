@@ -62,6 +62,7 @@ typedef struct mcase {
     uint8_t *w, *packed, *xq;
     float *xd, *yref, *y;
     int32_t *xs;
+    float *xm;
     bm_mm_args a; /* a.w = packed, a.y = y */
     double *bound; /* per output: the float error bound vs yref */
 } mcase;
@@ -95,6 +96,7 @@ static mcase make_case(bm_dtype type, int64_t n_in, int64_t n_out, int64_t n_tok
     c.xq = malloc((size_t)(n_tok * n_in));
     c.xd = malloc(sizeof(float) * (size_t)(n_tok * nb));
     c.xs = malloc(sizeof(int32_t) * (size_t)(n_tok * nb));
+    c.xm = malloc(sizeof(float) * (size_t)(n_tok * nb));
     c.yref = malloc(sizeof(float) * (size_t)(n_tok * n_out));
     c.y = malloc(sizeof(float) * (size_t)(n_tok * n_out));
     c.bound = malloc(sizeof(double) * (size_t)(n_tok * n_out));
@@ -104,6 +106,7 @@ static mcase make_case(bm_dtype type, int64_t n_in, int64_t n_out, int64_t n_tok
     c.a.xq = c.xq;
     c.a.xd = c.xd;
     c.a.xs = c.xs;
+    c.a.xm = c.xm;
     c.a.ldq = n_in;
     c.a.ldd = nb;
     c.a.ldy = n_out;
@@ -138,6 +141,7 @@ static void free_case(mcase *c) {
     free(c->xq);
     free(c->xd);
     free(c->xs);
+    free(c->xm);
     free(c->yref);
     free(c->y);
     free(c->bound);

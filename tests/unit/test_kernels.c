@@ -107,6 +107,7 @@ static double check_case_fn(bm_pool *pool, int lvl, bm_dtype type, int64_t n_in,
                   k->name);
         cr_assert(!memcmp(mine.d, aq.d, sizeof(float) * (size_t)(n_tok * n_in / BM_QK)));
         cr_assert(!memcmp(mine.s, aq.s, sizeof(int32_t) * (size_t)(n_tok * n_in / BM_QK)));
+        cr_assert(!memcmp(mine.m, aq.m, sizeof(float) * (size_t)(n_tok * n_in / BM_QK)));
         free_act(&mine);
         yq = malloc(sizeof(float) * (size_t)(n_tok * n_out));
         aq.a.w = w.t.data;

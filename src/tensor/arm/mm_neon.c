@@ -22,6 +22,7 @@ void bm_act_q8_neon(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
         uint8_t *q = (uint8_t *)a->xq + t * a->ldq;
         float *d = (float *)a->xd + t * a->ldd;
         int32_t *s = (int32_t *)a->xs + t * a->ldd;
+        float *mx = (float *)a->xm + t * a->ldd;
         for (int64_t b = 0; b < nb; b++, xr += BM_QK, q += BM_QK) {
             float32x4_t v[8];
             float32x4_t m = vdupq_n_f32(0.0f);
@@ -48,6 +49,7 @@ void bm_act_q8_neon(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
             vst1q_u8(q + 16, veorq_u8(vreinterpretq_u8_s8(p[1]), flip));
             d[b] = db;
             s[b] = vaddvq_s32(sum);
+            mx[b] = db * (float)s[b];
         }
     }
 }

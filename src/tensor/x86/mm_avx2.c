@@ -28,6 +28,7 @@ void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
         uint8_t *q = (uint8_t *)a->xq + t * a->ldq;
         float *d = (float *)a->xd + t * a->ldd;
         int32_t *s = (int32_t *)a->xs + t * a->ldd;
+        float *mx = (float *)a->xm + t * a->ldd;
         for (int64_t b = 0; b < nb; b++, xr += BM_QK, q += BM_QK) {
             __m256 v0 = _mm256_loadu_ps(xr), v1 = _mm256_loadu_ps(xr + 8);
             __m256 v2 = _mm256_loadu_ps(xr + 16), v3 = _mm256_loadu_ps(xr + 24);
@@ -51,6 +52,7 @@ void bm_act_q8_avx2(const float *x, int64_t n_in, int64_t t0, int64_t t1, const 
             p = _mm256_permutevar8x32_epi32(p, perm);
             _mm256_storeu_si256((__m256i *)q, _mm256_xor_si256(p, flip));
             d[b] = db;
+            mx[b] = db * (float)s[b];
         }
     }
 }

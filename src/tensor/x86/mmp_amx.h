@@ -146,6 +146,7 @@ INLINE void amx_drive(const bm_mm_args *a, int64_t r0, int64_t r1, const int q4,
         rest.xq += full * a->ldq;
         rest.xd += full * a->ldd;
         rest.xs += full * a->ldd;
+        if (rest.xm) rest.xm += full * a->ldd;
         rest.y += full * a->ldy;
         rest.n_tok = a->n_tok - full;
         vnni(&rest, r0, r1);

@@ -164,7 +164,7 @@ INLINE void ktile2(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const i
                         mv[h], _mm256_cvtepi32_ps(kbytes8(sp + 12 * PR + sub * PR + 8 * h, 0)));
                     _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
                         const float dx = a->xd[(t0 + j) * a->ldd + b];
-                        const float mx = dx * (float)a->xs[(t0 + j) * a->ldd + b];
+                        const float mx = a->xm[(t0 + j) * a->ldd + b]; /* dx * xs */
                         const __m256 f = _mm256_mul_ps(dsc, _mm256_set1_ps(dx));
 #ifdef MMP_DPBUSD
                         const __m256i isum =

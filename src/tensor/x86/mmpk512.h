@@ -2,7 +2,10 @@
  * Q8_0 / Q4_0 ones in mmp_vnni.c: one vpdpbusd multiplies 4 columns of 16 rows (unsigned codes)
  * by 4 broadcast activation codes of one token, a tile is 16 rows x up to NT tokens
  * (decode: the next group prefetched into L2). Per 32-column block the integer sum is exact:
- *   Q4_K: isum = sum q x (q 0..15); y += isum * (d sc d_x) - (dmin m) * (d_x xs);
+ *   Q4_K: isum = sum q x (q 0..15); per super-block S = sum_sub isum * (sc d_x) and
+ *         M = sum_sub m * (d_x xs), then y += S * d - M * dmin (3 multiplies per sub-block
+ *         and token on the FMA pipes, which vpdpbusd shares, where scaling each sub-block by
+ *         d sc and dmin m took 5: Q4_K decode is 8 vpdpbusd + 3 per 256 code bytes);
  *   Q5_K: the same with q 0..31 (16 added where the column's bit in the fifth-bit plane is
  *         set, as the Q5_0 kernel does);
  *   Q6_K: per 16-column half h, A_h = sum q x - 32 sum x (the half's code sum computed here
@@ -43,8 +46,13 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const in
     const size_t sbb = q6 ? BM_PACK_Q6_K_SB : q5 ? BM_PACK_Q5_K_SB : BM_PACK_Q4_K_SB;
     const size_t cb = q6 ? 384 : q5 ? 320 : 256; /* code bytes per 32-column block */
     const __m512i hi2 = _mm512_set1_epi8(0x30);
-    __m512 facc[NT];
+    /* Q6_K accumulates y in facc; Q4_K / Q5_K in y itself, read and written once per
+     * super-block (their sacc would otherwise leave too few registers for 8 tokens). */
+    __m512 facc[NT], sacc[NT];
     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) facc[j] = _mm512_setzero_ps();
+    if (!q6)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
+            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r, valid, facc[j]);
     /* Decode (pf: the next group): each super-block step prefetches the same share of it into
      * L2 (Qwen3-0.6B decode, alternating runs: Q4_K 44-51 -> 53-56
      * tok/s, Q6_K 35 -> 37-39, over the 4 KiB-ahead L1 prefetch it replaces). */
@@ -60,6 +68,7 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const in
             dv = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)sp));
             mv = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 2 * PR)));
         }
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) sacc[j] = _mm512_setzero_ps();
         for (int sub = 0; sub < 8; sub++) {
             const int64_t b = s * 8 + sub;
             const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
@@ -114,25 +123,38 @@ INLINE void ktile(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const in
                         facc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[j]);
                     }
                 } else {
-                    const __m512 dsc =
-                        _mm512_mul_ps(dv, _mm512_cvtepi32_ps(bytes16(sp + 4 * PR + sub * PR, 0)));
-                    const __m512 dmn =
-                        _mm512_mul_ps(mv, _mm512_cvtepi32_ps(bytes16(sp + 12 * PR + sub * PR, 0)));
+                    const __m512 sc = _mm512_cvtepi32_ps(bytes16(sp + 4 * PR + sub * PR, 0));
                     _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
-                        const float dx = a->xd[(t0 + j) * a->ldd + b];
-                        const float mx = dx * (float)a->xs[(t0 + j) * a->ldd + b];
-                        const __m512 f = _mm512_mul_ps(dsc, _mm512_set1_ps(dx));
+                        const __m512 f =
+                            _mm512_mul_ps(sc, _mm512_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
                         const __m512i isum =
                             nt == 1 ? _mm512_add_epi32(acc[j], acc1[j]) : acc[j];
-                        facc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, facc[j]);
-                        facc[j] = _mm512_fnmadd_ps(dmn, _mm512_set1_ps(mx), facc[j]);
+                        sacc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, sacc[j]);
                     }
                 }
             }
         }
+        if (!q6) {
+            /* The mins: M = sum_sub m * (d_x xs) per token, each m widened once and used for
+             * every token; then y += S d - M dmin, y read once and written once (reading it
+             * back right after a masked store stalls the load). */
+            __m512 macc[NT];
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) macc[j] = _mm512_setzero_ps();
+            _Pragma("GCC unroll 8") for (int sub = 0; sub < 8; sub++) {
+                const __m512 m = _mm512_cvtepi32_ps(bytes16(sp + 12 * PR + sub * PR, 0));
+                _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) macc[j] = _mm512_fmadd_ps(
+                    m, _mm512_set1_ps(a->xm[(t0 + j) * a->ldd + s * 8 + sub]), macc[j]);
+            }
+            _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
+                float *yj = a->y + (t0 + j) * a->ldy + r;
+                const __m512 y = _mm512_fmadd_ps(sacc[j], dv, _mm512_maskz_loadu_ps(valid, yj));
+                _mm512_mask_storeu_ps(yj, valid, _mm512_fnmadd_ps(macc[j], mv, y));
+            }
+        }
     }
-    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
-        _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r, valid, facc[j]);
+    if (q6)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
+            _mm512_mask_storeu_ps(a->y + (t0 + j) * a->ldy + r, valid, facc[j]);
 }
 
 /* Row groups one at a time, each over tiles of up to NT tokens. Decode (one token) prefetches
