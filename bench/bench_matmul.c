@@ -2,7 +2,8 @@
  * n_tok = 128 (prefill: GFLOP/s), fast kernels vs the scalar reference (BM_KERNELS=ref level)
  * measured in the same run, and OpenBLAS sgemm for F32. Warm-up, then median and min of the
  * repetitions; an output checksum and the max difference to the reference catch a fast wrong
- * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] [--types a,b]
+ * kernel. Usage: bench_matmul [--n-in N] [--n-out N] [--n-out-pp N (rows at n_tok = 128,
+ * default 1024)] [-t THREADS] [-r REPS] [--types a,b]
  * [--level ref|avx2|avxvnni|vnni|avxvnni-evex] [--pack] [--json]; --level picks the fast level
  * measured (default: the best the CPU has; avxvnni-evex: the avxvnni sources built with EVEX
  * vpdpbusd, for CPUs with AVX-512 VNNI but not AVX-VNNI); --pack measures the fast level on the
@@ -68,6 +69,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n-in") && i + 1 < argc) n_in = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--n-out") && i + 1 < argc) n_out = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--n-out-pp") && i + 1 < argc) n_out_pp = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
@@ -75,13 +77,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
         else if (!strcmp(argv[i], "--level") && i + 1 < argc) level = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [-t THREADS] [-r REPS] "
+            fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [--n-out-pp N] [-t THREADS] [-r REPS] "
                             "[--types q4_K,q6_K] [--level ref|avx2|avxvnni|vnni|avxvnni-evex] "
                             "[--pack] [--json]\n");
             return 2;
         }
     }
-    if (n_in <= 0 || n_in % 32 || n_out <= 0 || threads <= 0 || reps < 1) {
+    if (n_in <= 0 || n_in % 32 || n_out <= 0 || n_out_pp <= 0 || threads <= 0 || reps < 1) {
         fprintf(stderr, "bench_matmul: n_in must be a positive multiple of 32 (types with 256-column blocks are skipped when it is not one of 256)\n");
         return 2;
     }
