@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The goal set of whole-model benchmarks on 2 threads: random-weight models of real shapes made
 # once by bench_forward --make (cached as /tmp/bench-SHAPE-TYPE.gguf) and timed by the code of
-# `baimo bench`, one JSON line per model on stdout (progress on stderr).
+# `baimo bench`, one JSON line per model on stdout (progress on stderr), after one line from
+# bench_pipes (the int8 epilogue's cost on this core).
 #   bench/run_all.sh            every model (the Qwen2.5-7B Q4_0 file is ~4.4 GB: slow to make)
 #   bench/run_all.sh 0.5b       only the models whose "shape type" line contains the filter
 #   THREADS=1 BENCH_ARGS=--ref bench/run_all.sh 0.5b   other threads / extra bench options
@@ -11,6 +12,8 @@ filter=${1:-}
 threads=${THREADS:-2}
 make -j2 >&2
 make -j2 bench >&2
+# The int8 prefill kernels' ceiling on this core (the epilogue's share of the vpdpbusd ports).
+echo "{\"bench_pipes\":$(build/bench/bench_pipes --json)}"
 
 # shape type [bench options]
 models=(

@@ -143,5 +143,21 @@ check "missing file" "baimo bench: .*(no such file|No such file|not found|cannot
 check "truncated model" "baimo bench: .*(truncat|past the end|end of file|too short|beyond|exceeds)" \
   "$BAIMO" bench -m "$T/trunc.gguf" -p 4 -n 1 -r 1
 
+# ---- bench_pipes: runs and prints its JSON (skipped without AVX-512 VNNI) ----
+PIPES=${PIPES:-$(dirname "$BAIMO")/bench/bench_pipes}
+if [ -x "$PIPES" ]; then
+  "$PIPES" -r 1 --json >"$T/pipes.json" 2>&1 || bad "bench_pipes: $(cat "$T/pipes.json")"
+  "$PY" - "$T/pipes.json" <<'PYEOF' || bad "bench_pipes --json: $(cat "$T/pipes.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+if "skipped" not in d:
+    assert d["vpdpbusd_per_ns"] > 0, d
+    for k in ("cvt_fraction", "mulfma_fraction", "all_fraction"):
+        assert 0 < d[k] < 2, (k, d)
+PYEOF
+else
+  bad "bench_pipes not built at $PIPES"
+fi
+
 [ $fail -eq 0 ] && echo "test_bench: all checks passed"
 exit $fail
