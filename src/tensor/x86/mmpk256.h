@@ -3,7 +3,8 @@
  * per level like mmp256.h: mmpk_avx2.c, mmpk_avxvnni.c (VEX vpdpbusd) and mmpk_vnni256_vnni.c
  * (EVEX vpdpbusd: the tested twin of the avxvnni build). Per row and 32-column sub-block the
  * integer sum and its float scaling are those of the AVX-512 kernel (mmp_k_vnni.c):
- *   Q4_K / Q5_K: isum = sum q x; y += isum * (d sc d_x) - (dmin m) * (d_x xs);
+ *   Q4_K / Q5_K: isum = sum q x; per super-block S = sum_sub isum * (sc d_x) and
+ *     M = sum_sub m * (d_x xs), then y += S d - M dmin;
  *   Q6_K: A_h = sum over 16-column half h of q x - 32 x; y += (sc_0 A_0 + sc_1 A_1) (d d_x).
  * Without vpdpbusd the products go through vpmaddubsw (unsigned code x signed activation code,
  * int16 pair sums) and are widened with vpmaddwd by ones before they can saturate, |x| <= 127:
@@ -52,9 +53,19 @@ INLINE void ktile2(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const i
 #ifndef MMP_DPBUSD
     const __m256i ones = _mm256_set1_epi16(1);
 #endif
-    __m256 facc[2][NT];
-    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) facc[0][j] = facc[1][j] =
-        _mm256_setzero_ps();
+    /* Q6_K accumulates y in facc; Q4_K / Q5_K in memory (y itself, or ybuf for a last group
+     * of fewer than 16 rows), read and written once per super-block. */
+    __m256 facc[2][NT], sacc[2][NT];
+    float ybuf[NT][PR];
+    float *yb[NT];
+    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
+        facc[0][j] = facc[1][j] = _mm256_setzero_ps();
+        yb[j] = nv == PR ? a->y + (t0 + j) * a->ldy + r : ybuf[j];
+        if (!q6) {
+            _mm256_storeu_ps(yb[j], facc[0][j]);
+            _mm256_storeu_ps(yb[j] + 8, facc[1][j]);
+        }
+    }
     for (int64_t s = 0; s < nsb; s++) {
         /* Decode: the same super-block of the next group into L2 (as mmp256.h per block). */
         if (pf)
@@ -71,6 +82,8 @@ INLINE void ktile2(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const i
                 mv[h] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 2 * PR + 16 * h)));
             }
         }
+        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) sacc[0][j] = sacc[1][j] =
+            _mm256_setzero_ps();
         for (int sub = 0; sub < 8; sub++) {
             const int64_t b = s * 8 + sub;
             const uint8_t *xb = a->xq + t0 * a->ldq + b * BM_QK;
@@ -158,29 +171,47 @@ INLINE void ktile2(const bm_mm_args *a, const uint8_t *grp, int64_t nsb, const i
                         facc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), f, facc[h][j]);
                     }
                 } else {
-                    const __m256 dsc = _mm256_mul_ps(
-                        dv[h], _mm256_cvtepi32_ps(kbytes8(sp + 4 * PR + sub * PR + 8 * h, 0)));
-                    const __m256 dmn = _mm256_mul_ps(
-                        mv[h], _mm256_cvtepi32_ps(kbytes8(sp + 12 * PR + sub * PR + 8 * h, 0)));
+                    const __m256 sc =
+                        _mm256_cvtepi32_ps(kbytes8(sp + 4 * PR + sub * PR + 8 * h, 0));
                     _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
-                        const float dx = a->xd[(t0 + j) * a->ldd + b];
-                        const float mx = a->xm[(t0 + j) * a->ldd + b]; /* dx * xs */
-                        const __m256 f = _mm256_mul_ps(dsc, _mm256_set1_ps(dx));
+                        const __m256 f =
+                            _mm256_mul_ps(sc, _mm256_set1_ps(a->xd[(t0 + j) * a->ldd + b]));
 #ifdef MMP_DPBUSD
                         const __m256i isum =
                             nt == 1 ? _mm256_add_epi32(acc[h][j], acc1[h][j]) : acc[h][j];
 #else
                         const __m256i isum = acc[h][j];
 #endif
-                        facc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), f, facc[h][j]);
-                        facc[h][j] = _mm256_fnmadd_ps(dmn, _mm256_set1_ps(mx), facc[h][j]);
+                        sacc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), f, sacc[h][j]);
                     }
                 }
             }
         }
+        if (!q6) /* the mins, then y += S d - M dmin (as the AVX-512 kernel) */
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+                __m256 macc[NT];
+                _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) macc[j] =
+                    _mm256_setzero_ps();
+                _Pragma("GCC unroll 8") for (int sub = 0; sub < 8; sub++) {
+                    const __m256 m =
+                        _mm256_cvtepi32_ps(kbytes8(sp + 12 * PR + sub * PR + 8 * h, 0));
+                    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) macc[j] =
+                        _mm256_fmadd_ps(m, _mm256_set1_ps(a->xm[(t0 + j) * a->ldd + s * 8 + sub]),
+                                        macc[j]);
+                }
+                _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
+                    float *yh = yb[j] + 8 * h;
+                    const __m256 y = _mm256_fmadd_ps(sacc[h][j], dv[h], _mm256_loadu_ps(yh));
+                    _mm256_storeu_ps(yh, _mm256_fnmadd_ps(macc[j], mv[h], y));
+                }
+            }
     }
-    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)
-        store_group16(a->y + (t0 + j) * a->ldy + r, facc[0][j], facc[1][j], nv);
+    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
+        if (q6)
+            store_group16(a->y + (t0 + j) * a->ldy + r, facc[0][j], facc[1][j], nv);
+        else if (nv < PR)
+            memcpy(a->y + (t0 + j) * a->ldy + r, ybuf[j], sizeof(float) * (size_t)nv);
+    }
 }
 
 INLINE void kdrive2(const bm_mm_args *a, int64_t r0, int64_t r1, const int kind) {
