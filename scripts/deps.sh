@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 build_pkgs="gcc make pkg-config libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev
   libsqlite3-dev libcurl4-openssl-dev libopenblas-dev"
 test_pkgs="libcriterion-dev python3-numpy python3-torch clang libclang-rt-14-dev
-  openmpi-bin libopenmpi-dev nodejs npm chromium gcc-aarch64-linux-gnu qemu-user"
+  openmpi-bin libopenmpi-dev nodejs npm chromium gcc-aarch64-linux-gnu qemu-user strace"
 
 want=$build_pkgs
 [ "$mode" = test ] && want="$build_pkgs $test_pkgs"
