@@ -114,7 +114,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) | $(BUILD)/gen/cmds.h $(BUILD)/gen/we
 
 bench: $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
-tests-bin: $(TEST_BIN) $(BENCH_BIN) $(REF_BIN)
+# LD_PRELOAD allocation counter for tests/ref/test_hotloop.sh.
+$(BUILD)/shim/%.so: tests/shim/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -shared -fPIC -o $@ $<
+
+tests-bin: $(TEST_BIN) $(BENCH_BIN) $(REF_BIN) $(BUILD)/shim/alloc_count.so
 
 deps:
 	@bash scripts/deps.sh build

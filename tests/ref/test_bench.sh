@@ -144,7 +144,7 @@ check "truncated model" "baimo bench: .*(truncat|past the end|end of file|too sh
   "$BAIMO" bench -m "$T/trunc.gguf" -p 4 -n 1 -r 1
 
 # ---- bench_pipes: runs and prints its JSON (skipped without AVX-512 VNNI) ----
-PIPES=${PIPES:-$(dirname "$BAIMO")/bench/bench_pipes}
+PIPES=${PIPES:-${BAIMO_BUILD:-build}/bench/bench_pipes}
 if [ -x "$PIPES" ]; then
   "$PIPES" -r 1 --json >"$T/pipes.json" 2>&1 || bad "bench_pipes: $(cat "$T/pipes.json")"
   "$PY" - "$T/pipes.json" <<'PYEOF' || bad "bench_pipes --json: $(cat "$T/pipes.json")"

@@ -5,7 +5,7 @@
 # it decodes n tokens twice (the timed run and the run between bandwidth probes), and
 # everything else it does (load, warm-up, the probes) is the same in both runs, so the
 # difference divided by the 2 x 392 extra decode steps is the cost per token:
-#   - heap allocations, counted by an LD_PRELOAD shim (tests/ref/alloc_count.c): at most 0.05
+#   - heap allocations, counted by an LD_PRELOAD shim (tests/shim/alloc_count.c): at most 0.05
 #     per token (a buffer grown by doubling would add a handful; one allocation per token adds
 #     784);
 #   - system calls, counted by strace -f -c: at most 0.25 per token (the pool spins between
@@ -29,10 +29,10 @@ export OPENBLAS_NUM_THREADS=1
 bench() { "$BAIMO" bench -m "$T/tiny.gguf" -p 8 -n "$1" -r 1 -t 2 >/dev/null 2>&1; }
 
 # ---- allocations ----
-cc -shared -fPIC -O2 -o "$T/alloc_count.so" "$(dirname "$0")/alloc_count.c" ||
-  { echo "FAIL: cannot build the allocation counter"; exit 1; }
+SHIM=${SHIM:-${BAIMO_BUILD:-build}/shim/alloc_count.so}
+[ -f "$SHIM" ] || { echo "FAIL: $SHIM not built (make tests-bin)"; exit 1; }
 for n in $N0 $N1; do
-  ALLOC_COUNT_FILE="$T/alloc.$n" LD_PRELOAD="$T/alloc_count.so" bench "$n" ||
+  ALLOC_COUNT_FILE="$T/alloc.$n" LD_PRELOAD="$SHIM" bench "$n" ||
     bad "bench -n $n under the allocation counter failed"
 done
 a0=$(cat "$T/alloc.$N0" 2>/dev/null || echo 0)

@@ -2,7 +2,9 @@
  * realloc, aligned_alloc, posix_memalign, memalign, valloc) and writes the count to the file
  * named by ALLOC_COUNT_FILE at exit. It forwards to glibc's __libc_* entry points, so it needs
  * no dlsym (which itself allocates). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
