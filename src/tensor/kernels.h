@@ -58,7 +58,7 @@ typedef struct bm_mm_args {
     const uint8_t *xq;  /* BM_ACT_Q8: codes [n_tok, ldq] (offset by +128 when act_u8) */
     const float *xd;    /* BM_ACT_Q8: scales [n_tok, ldd], one per 32 codes */
     const int32_t *xs;  /* BM_ACT_Q8: sum of the (signed) codes per block [n_tok, ldd] */
-    const float *xm;    /* BM_ACT_Q8: xd * (float)xs per block (the K mins' term) [n_tok, ldd] */
+    const float *xm;    /* BM_ACT_Q8: xd * (float)xs per block (the mins term) [n_tok, ldd] */
     int64_t ldq, ldd;
     float *y;           /* [n_tok, ldy] */
     int64_t ldy;

@@ -57,7 +57,7 @@ INLINE void wq_q5_1(const uint8_t *p, int8x16_t w[2]) {
                     const int32x4_t s = BDOT(w, xld(a, t, b, 0), xld(a, t, b, 1));                 \
                     acc[i * nt + j] =                                                              \
                         vfmaq_f32(acc[i * nt + j], vcvtq_f32_s32(s), vdupq_n_f32(dw * dx));        \
-                    ms[i * nt + j] += (mw * dx) * (float)a->xs[t * a->ldd + b];                    \
+                    ms[i * nt + j] += mw * a->xm[t * a->ldd + b]; /* m d_x xs */                   \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -142,13 +142,9 @@ INLINE void k4_scales(const uint8_t *p, float ds[8], float32x4_t mf[2]) {
                     }                                                                              \
                 }                                                                                  \
                 _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
-                    const int64_t o = (t0 + j) * a->ldd + sb * 8;                                  \
-                    const float32x4_t xm0 = vmulq_f32(vld1q_f32(a->xd + o),                        \
-                                                      vcvtq_f32_s32(vld1q_s32(a->xs + o)));        \
-                    const float32x4_t xm1 = vmulq_f32(vld1q_f32(a->xd + o + 4),                    \
-                                                      vcvtq_f32_s32(vld1q_s32(a->xs + o + 4)));    \
-                    float32x4_t m = vfmaq_f32(macc[i * nt + j], mf[0], xm0);                       \
-                    macc[i * nt + j] = vfmaq_f32(m, mf[1], xm1);                                   \
+                    const float *xm = a->xm + (t0 + j) * a->ldd + sb * 8;                          \
+                    float32x4_t m = vfmaq_f32(macc[i * nt + j], mf[0], vld1q_f32(xm));             \
+                    macc[i * nt + j] = vfmaq_f32(m, mf[1], vld1q_f32(xm + 4));                     \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \

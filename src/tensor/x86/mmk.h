@@ -137,8 +137,7 @@ Q_KERNEL(q5_0, sizeof(bm_block_q5_0), w_q5_0)
                     acc[i * nt + j] = _mm256_fmadd_ps(                                             \
                         _mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(dot_u(w, xload(a, t, b))),     \
                         acc[i * nt + j]);                                                          \
-                    const float mt = (mw * dx) * (float)a->xs[t * a->ldd + b];                     \
-                    ms[i * nt + j] += mt;                                                          \
+                    ms[i * nt + j] += mw * a->xm[t * a->ldd + b]; /* m d_x xs */                   \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -225,10 +224,7 @@ INLINE __m256i bit_at(__m256i qh, int bit) {
                 }                                                                                  \
                 const __m256 mv = _mm256_loadu_ps(mf);                                             \
                 _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {                             \
-                    const int64_t o = (t0 + j) * a->ldd + sb * 8;                                  \
-                    const __m256 xm = _mm256_mul_ps(                                               \
-                        _mm256_loadu_ps(a->xd + o),                                                \
-                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a->xs + o))));     \
+                    const __m256 xm = _mm256_loadu_ps(a->xm + (t0 + j) * a->ldd + sb * 8);         \
                     macc[i * nt + j] = _mm256_fmadd_ps(mv, xm, macc[i * nt + j]);                  \
                 }                                                                                  \
             }                                                                                      \
