@@ -147,12 +147,16 @@ static void free_case(mcase *c) {
     free(c->bound);
 }
 
-/* Runs fn on rows [r0, r1) of c into y (NaN-filled first, so unwritten outputs show). */
-static void run(mcase *c, bm_mm_fn fn, float *y, int64_t r0, int64_t r1) {
-    for (int64_t i = 0; i < c->n_tok * c->n_out; i++) y[i] = NAN;
-    bm_mm_args a = c->a;
+/* Runs fn with arguments a on rows [r0, r1) into y, its n outputs NaN-filled first so that
+ * unwritten ones show. */
+static void run_args(bm_mm_args a, bm_mm_fn fn, float *y, int64_t n, int64_t r0, int64_t r1) {
+    for (int64_t i = 0; i < n; i++) y[i] = NAN;
     a.y = y;
     fn(&a, r0, r1);
+}
+
+static void run(mcase *c, bm_mm_fn fn, float *y, int64_t r0, int64_t r1) {
+    run_args(c->a, fn, y, c->n_tok * c->n_out, r0, r1);
 }
 
 /* Every check of one kernel triple (emulated or real) over all shapes; returns the worst
@@ -463,10 +467,7 @@ static void free_bcase(bcase *c) {
 }
 
 static void brun(bcase *c, bm_mm_fn fn, float *y, int64_t r0, int64_t r1) {
-    for (int64_t i = 0; i < c->n_tok * c->ldy; i++) y[i] = NAN;
-    bm_mm_args a = c->a;
-    a.y = y;
-    fn(&a, r0, r1);
+    run_args(c->a, fn, y, c->n_tok * c->ldy, r0, r1);
 }
 
 /* The kernel as the SDM composes it, written on the logical matrices (not the tile layout):
