@@ -26,7 +26,8 @@ export OPENBLAS_NUM_THREADS=1
 
 "$BAIMO" make-model --arch qwen2 --shape tiny --type q8_0 -o "$T/tiny.gguf" 2>/dev/null ||
   { echo "FAIL: make-model"; exit 1; }
-bench() { "$BAIMO" bench -m "$T/tiny.gguf" -p 8 -n "$1" -r 1 -t 2 >/dev/null 2>&1; }
+BENCH=(bench -m "$T/tiny.gguf" -p 8 -r 1 -t 2)
+bench() { "$BAIMO" "${BENCH[@]}" -n "$1" >/dev/null 2>&1; }
 
 # ---- allocations ----
 SHIM=${SHIM:-${BAIMO_BUILD:-build}/shim/alloc_count.so}
@@ -52,8 +53,8 @@ fi
 if ! strace -f -c -o "$T/probe.txt" true >/dev/null 2>&1; then
   echo "skip: strace cannot trace here (not installed or ptrace not permitted)"
 else
-  calls() { strace -f -c -o "$T/sc.$1" "$BAIMO" bench -m "$T/tiny.gguf" -p 8 -n "$1" -r 1 -t 2 \
-    >/dev/null 2>&1 && awk '$NF == "total" { print $4 }' "$T/sc.$1"; }
+  calls() { strace -f -c -o "$T/sc.$1" "$BAIMO" "${BENCH[@]}" -n "$1" >/dev/null 2>&1 &&
+    awk '$NF == "total" { print $4 }' "$T/sc.$1"; }
   ok=0 broken=0
   for attempt in 1 2 3; do
     s0=$(calls $N0)
