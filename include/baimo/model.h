@@ -95,7 +95,10 @@ size_t bm_model_kv_bytes_per_token(const bm_model *m);
 typedef struct bm_kv {
     int32_t n_blocks;
     int32_t n_layer, n_kv_dim;    /* n_kv_dim = n_head_kv * head_dim */
-    float *k, *v;                 /* [n_layer][n_blocks][BM_KV_BLOCK][n_kv_dim] */
+    /* Both [n_layer][n_blocks][BM_KV_BLOCK * n_kv_dim]; inside a block V is by slot
+     * ([slot][n_kv_dim]) and K transposed ([n_kv_dim][slot]: the keys of a block side by
+     * side, so attention scores take 8-16 keys per vector without horizontal sums). */
+    float *k, *v;
     int32_t *free_list;           /* stack of free block ids */
     int32_t n_free;
     int32_t *refcount;            /* [n_blocks], for prefix sharing */
@@ -108,6 +111,13 @@ typedef struct bm_seq {
     int32_t n_pos;       /* positions [0, n_pos) hold valid K/V */
     int32_t max_pos;     /* the sequence may not grow past this */
 } bm_seq;
+
+/* Offset in kv->k / kv->v of block blk of a layer; K element c of slot i at
+ * + c * BM_KV_BLOCK + i, V element c of slot i at + i * n_kv_dim + c. */
+static inline size_t bm_kv_block_off(const bm_kv *kv, int layer, int32_t blk) {
+    return ((size_t)layer * (size_t)kv->n_blocks + (size_t)blk) * BM_KV_BLOCK *
+           (size_t)kv->n_kv_dim;
+}
 
 /* Allocates a cache of n_blocks blocks. Returns owned; free with bm_kv_free(). */
 bm_status bm_kv_new(const bm_model *m, int32_t n_blocks, bm_kv **out, bm_err *err);

@@ -79,11 +79,9 @@ static void chunk_call(const att_task *t, int32_t i, int nt, int g, int32_t c, i
     const float *kb[BM_ATT_CHUNK_BLOCKS], *vb[BM_ATT_CHUNK_BLOCKS];
     int nb = (nk[nt - 1] + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
     for (int k = 0; k < nb; k++) {
-        int32_t blk = sq->blocks[j0 / BM_KV_BLOCK + k];
-        size_t slot = ((size_t)t->layer * kv->n_blocks + (size_t)blk) * BM_KV_BLOCK;
-        size_t at = slot * (size_t)kv->n_kv_dim + (size_t)g * a->hd;
-        kb[k] = kv->k + at;
-        vb[k] = kv->v + at;
+        const size_t off = bm_kv_block_off(kv, t->layer, sq->blocks[j0 / BM_KV_BLOCK + k]);
+        kb[k] = kv->k + off + (size_t)g * a->hd * BM_KV_BLOCK;
+        vb[k] = kv->v + off + (size_t)g * a->hd;
     }
     bm_att_chunk ca = {.q = t->q + (size_t)i * t->qd + (size_t)g * t->G * a->hd, .ldq = t->qd,
                        .kb = kb, .vb = vb, .ld = kv->n_kv_dim, .blk = BM_KV_BLOCK,

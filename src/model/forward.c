@@ -125,11 +125,15 @@ const char *bm_prof_step_name(int step) {
         }                                                                                      \
     } while (0)
 
-static inline float *kv_slot(const bm_kv *kv, float *base, int layer, const bm_seq *s,
-                             int32_t pos) {
-    int32_t blk = s->blocks[pos / BM_KV_BLOCK];
-    size_t slot = ((size_t)layer * kv->n_blocks + (size_t)blk) * BM_KV_BLOCK + pos % BM_KV_BLOCK;
-    return base + slot * (size_t)kv->n_kv_dim;
+/* Stores token position pos of sequence s into the cache: V by slot, K transposed in its
+ * block (include/baimo/model.h). */
+static void kv_store(bm_kv *kv, int layer, const bm_seq *s, int32_t pos, const float *k,
+                     const float *v) {
+    const size_t off = bm_kv_block_off(kv, layer, s->blocks[pos / BM_KV_BLOCK]);
+    const int32_t i = pos % BM_KV_BLOCK, kvd = kv->n_kv_dim;
+    memcpy(kv->v + off + (size_t)i * kvd, v, (size_t)kvd * sizeof(float));
+    float *kt = kv->k + off + i;
+    for (int32_t c = 0; c < kvd; c++) kt[(size_t)c * BM_KV_BLOCK] = k[c];
 }
 
 /* ---- one slice of at most max_batch tokens -------------------------------------------- */
@@ -188,8 +192,7 @@ static void tok_run(void *ctx, int ith, int nth) {
             }
             const bm_seq *s = t->b->seq[t->off + i];
             const int32_t pos = t->b->pos[t->off + i];
-            memcpy(kv_slot(c->kv, c->kv->k, t->layer, s, pos), k, (size_t)kvd * 4);
-            memcpy(kv_slot(c->kv, c->kv->v, t->layer, s, pos), v, (size_t)kvd * 4);
+            kv_store(c->kv, t->layer, s, pos, k, v);
             break;
         }
         case PH_FFN_IN:

@@ -16,7 +16,12 @@ void bm_att_chunk_ref(const bm_att_chunk *a) {
         const int t = r / a->G, nk = a->n_key[t];
         const float *q = a->q + (size_t)t * a->ldq + (size_t)(r % a->G) * a->hd;
         float *s = a->s + (size_t)r * BM_ATT_CHUNK, *o = a->o + (size_t)r * a->hd;
-        for (int j = 0; j < nk; j++) s[j] = bm_dot_f32_ref(q, row(a, a->kb, j), a->hd) * a->scale;
+        for (int j = 0; j < nk; j++) {
+            const float *k = a->kb[j / a->blk] + j % a->blk;
+            float d = 0.0f;
+            for (int e = 0; e < a->hd; e++) d += q[e] * k[(size_t)e * a->blk];
+            s[j] = d * a->scale;
+        }
         float mx = s[0];
         for (int j = 1; j < nk; j++)
             if (s[j] > mx) mx = s[j];

@@ -83,9 +83,13 @@ typedef void (*bm_act_q8_fn)(const float *x, int64_t n_in, int64_t t0, int64_t t
 typedef struct bm_att_chunk {
     const float *q;                      /* row (t, g) at q + t * ldq + g * hd */
     int64_t ldq;
-    const float *const *kb, *const *vb;  /* row 0 of each block of blk rows covering the keys */
-    int64_t ld;                          /* row stride of K and V inside a block */
-    int blk;                             /* rows per block (the KV cache's block size) */
+    /* One pointer per block of blk keys covering the chunk: K transposed (element d of key j
+     * at kb[j / blk][d * blk + j % blk]), V by key (element d at vb[j / blk][(j % blk) * ld
+     * + d]). Slots past a block's last key may hold anything (a NaN included): a variant may
+     * compute scores from them but never lets them reach m, l or o. */
+    const float *const *kb, *const *vb;
+    int64_t ld;                          /* row stride of V inside a block */
+    int blk;                             /* keys per block (the KV cache's block size) */
     int n_tok, G, hd;
     const int *n_key;                    /* [n_tok], each 1..BM_ATT_CHUNK */
     float scale;

@@ -369,11 +369,11 @@ static void check_att(const bm_kernels *k) {
                         const float *qr = q + t * ldq + g * hd;
                         double mx = -INFINITY, mag = 0, w[BM_ATT_CHUNK], sum = 0;
                         for (int j = 0; j < nk[t]; j++) {
-                            const float *kr = kb[j / BLK] + (size_t)(j % BLK) * ld;
+                            const float *kt = kb[j / BLK] + j % BLK; /* K transposed */
                             double d = 0, a = 0;
                             for (int e = 0; e < hd; e++) {
-                                d += (double)qr[e] * kr[e];
-                                a += fabs((double)qr[e] * kr[e]);
+                                d += (double)qr[e] * kt[(size_t)e * BLK];
+                                a += fabs((double)qr[e] * kt[(size_t)e * BLK]);
                             }
                             w[j] = d * 0.125;
                             if (w[j] > mx) mx = w[j];

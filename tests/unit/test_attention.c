@@ -55,9 +55,15 @@ static void fixture_fini(fixture *f) {
     free(f->kv.v);
 }
 
-static const float *kv_row(const fixture *f, const float *base, int s, int32_t pos, int g) {
+/* V row of position pos (KV head g), and element e of its K (transposed in its block). */
+static const float *v_row(const fixture *f, int s, int32_t pos, int g) {
     size_t slot = (size_t)f->seq[s].blocks[pos / BM_KV_BLOCK] * BM_KV_BLOCK + pos % BM_KV_BLOCK;
-    return base + slot * f->kv.n_kv_dim + (size_t)g * f->hd;
+    return f->kv.v + slot * f->kv.n_kv_dim + (size_t)g * f->hd;
+}
+
+static float k_at(const fixture *f, int s, int32_t pos, int g, int e) {
+    size_t off = bm_kv_block_off(&f->kv, 0, f->seq[s].blocks[pos / BM_KV_BLOCK]);
+    return f->kv.k[off + ((size_t)g * f->hd + e) * BM_KV_BLOCK + pos % BM_KV_BLOCK];
 }
 
 /* Double-precision softmax(q k^T / sqrt(hd)) v of one query row over positions [0, pos]. */
@@ -67,16 +73,15 @@ static void ref_row(const fixture *f, int s, int32_t pos, const float *q, double
         int g = h / f->G;
         double mx = -INFINITY, sum = 0;
         for (int32_t j = 0; j <= pos; j++) {
-            const float *k = kv_row(f, f->kv.k, s, j, g);
             double d = 0;
-            for (int e = 0; e < f->hd; e++) d += (double)q[h * f->hd + e] * k[e];
+            for (int e = 0; e < f->hd; e++) d += (double)q[h * f->hd + e] * k_at(f, s, j, g, e);
             w[j] = d / sqrt((double)f->hd);
             if (w[j] > mx) mx = w[j];
         }
         for (int32_t j = 0; j <= pos; j++) sum += (w[j] = exp(w[j] - mx));
         for (int e = 0; e < f->hd; e++) {
             double o = 0;
-            for (int32_t j = 0; j <= pos; j++) o += w[j] * kv_row(f, f->kv.v, s, j, g)[e];
+            for (int32_t j = 0; j <= pos; j++) o += w[j] * v_row(f, s, j, g)[e];
             out[h * f->hd + e] = o / sum;
         }
     }

@@ -1,74 +1,68 @@
 /* AArch64 Advanced SIMD chunk kernel of the fused attention (contract in src/tensor/kernels.h),
- * for both arm64 levels: scores S = Q K^T with 2 rows x 4 keys of dot-product accumulators
- * (each K load serves 2 rows, each Q load 4 keys), per row a vector max, exp (exp4 of neon.h)
- * and sum over its own keys, then O = P V with 4 rows x 16 columns of accumulators per key (each
- * V load serves 4 rows). A row's score of key j is always the same two 4-lane fma chains over
- * hd (columns 8i..8i+3 and 8i+4..8i+7), added and reduced by one fixed pairwise tree; its
+ * for both arm64 levels: scores S = Q K^T from the transposed K blocks with up to 2 rows x 32
+ * keys of accumulators (keys in the lanes: per d, 8 K loads feed 16 fmas by the rows' scalar
+ * q[d], no horizontal sums), per row a vector max, exp (exp4 of neon.h) and sum over its own
+ * keys, then O = P V with 4 rows x 16 columns of accumulators per key (each V load serves 4
+ * rows). A row's score of key j is always the same in-order fma chain over d in lane j % 4; its
  * weights the same lanes; its o[c] the same fma chain over its keys in order: bitwise the same
- * whatever n_tok, G, the row's slot and the other rows' key counts. hd % 16 != 0: the scalar
- * reference. */
+ * whatever n_tok, G, the row's slot and the other rows' key counts. hd % 16 != 0, blk % 4 != 0
+ * or more than ROWS_MAX rows: the scalar reference. */
 #include "tensor/arm/neon.h"
 
-static inline const float *row(const bm_att_chunk *a, const float *const *blk, int j) {
-    return blk[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
-}
+#define ROWS_MAX 256 /* rows (n_tok * G) per call; more go to the reference */
 
-static inline const float *qrow(const bm_att_chunk *a, int r) {
-    return a->q + (size_t)(r / a->G) * a->ldq + (size_t)(r % a->G) * a->hd;
-}
-
-static inline int nkey(const bm_att_chunk *a, int r) { return a->n_key[r / a->G]; }
-
-/* Lane u = horizontal sum of c[u] (tree (l0 + l1) + (l2 + l3) for each). */
-INLINE float32x4_t hsum4x4(const float32x4_t c[4]) {
-    return vpaddq_f32(vpaddq_f32(c[0], c[1]), vpaddq_f32(c[2], c[3]));
-}
-
-/* Scores of NR rows q[0..NR) (NR 1 or 2) against the 4 keys k[0..3]: out[g] lane u. */
-INLINE void dot_rows_x4(const float *const *q, const int NR, const float *const *k, int hd,
-                        float32x4_t out[2]) {
-    float32x4_t a0[2][4], a1[2][4];
+/* Scores of the NR rows q[0..NR) (NR 1 or 2) against NV * 4 keys of a transposed K block (kt:
+ * element d of the first key at kt[d * blk]), times scale, into s[g][0..NV * 4). */
+INLINE void scores_tile(const float *const *q, const int NR, const float *kt, int blk, int hd,
+                        float scale, float *const *s, const int NV) {
+    float32x4_t acc[2][8];
 #pragma GCC unroll 2
     for (int g = 0; g < NR; g++)
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) a0[g][u] = a1[g][u] = vdupq_n_f32(0.0f);
-    for (int d = 0; d < hd; d += 8) {
-        float32x4_t q0[2], q1[2];
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) acc[g][i] = vdupq_n_f32(0.0f);
+    for (int d = 0; d < hd; d++, kt += blk) {
+        float32x4_t kv[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) kv[i] = vld1q_f32(kt + 4 * i);
 #pragma GCC unroll 2
         for (int g = 0; g < NR; g++) {
-            q0[g] = vld1q_f32(q[g] + d);
-            q1[g] = vld1q_f32(q[g] + d + 4);
-        }
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            const float32x4_t k0 = vld1q_f32(k[u] + d), k1 = vld1q_f32(k[u] + d + 4);
-#pragma GCC unroll 2
-            for (int g = 0; g < NR; g++) {
-                a0[g][u] = vfmaq_f32(a0[g][u], q0[g], k0);
-                a1[g][u] = vfmaq_f32(a1[g][u], q1[g], k1);
-            }
+            const float qd = q[g][d];
+#pragma GCC unroll 8
+            for (int i = 0; i < NV; i++) acc[g][i] = vfmaq_n_f32(acc[g][i], kv[i], qd);
         }
     }
 #pragma GCC unroll 2
-    for (int g = 0; g < NR; g++) {
-        float32x4_t c[4];
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) c[u] = vaddq_f32(a0[g][u], a1[g][u]);
-        out[g] = hsum4x4(c);
+    for (int g = 0; g < NR; g++)
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) vst1q_f32(s[g] + 4 * i, vmulq_n_f32(acc[g][i], scale));
+}
+
+/* NV (1..8) as a constant for scores_tile. */
+INLINE void scores_rows(const float *const *q, const int NR, const float *kt, int blk, int hd,
+                        float scale, float *const *s, int nv) {
+    switch (nv) {
+    case 8: scores_tile(q, NR, kt, blk, hd, scale, s, 8); break;
+    case 7: scores_tile(q, NR, kt, blk, hd, scale, s, 7); break;
+    case 6: scores_tile(q, NR, kt, blk, hd, scale, s, 6); break;
+    case 5: scores_tile(q, NR, kt, blk, hd, scale, s, 5); break;
+    case 4: scores_tile(q, NR, kt, blk, hd, scale, s, 4); break;
+    case 3: scores_tile(q, NR, kt, blk, hd, scale, s, 3); break;
+    case 2: scores_tile(q, NR, kt, blk, hd, scale, s, 2); break;
+    default: scores_tile(q, NR, kt, blk, hd, scale, s, 1); break;
     }
 }
 
 /* o[r][c0..c0+16) = sum_j p[r][j] v_j[c0..c0+16) for rows r0..r0+NR-1 (NR 1..4), each over its
  * own keys 0..n_key-1 in order. */
-INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, int r0, const int NR,
-                     int c0) {
+INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *nkr, int r0,
+                     const int NR, int c0) {
     float32x4_t acc[4][4];
     int lim[4], jmin = BM_ATT_CHUNK, jmax = 0;
 #pragma GCC unroll 4
     for (int g = 0; g < NR; g++) {
 #pragma GCC unroll 4
         for (int e = 0; e < 4; e++) acc[g][e] = vdupq_n_f32(0.0f);
-        lim[g] = nkey(a, r0 + g);
+        lim[g] = nkr[r0 + g];
         if (lim[g] < jmin) jmin = lim[g];
         if (lim[g] > jmax) jmax = lim[g];
     }
@@ -109,40 +103,50 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, int r0, cons
 }
 
 void bm_att_chunk_neon(const bm_att_chunk *a) {
-    if (a->hd % 16) { /* the V pass works in 16-column steps */
+    const int hd = a->hd, R = a->n_tok * a->G;
+    if (hd % 16 || a->blk % 4 || R > ROWS_MAX) { /* V in 16-column steps, K in 4-key vectors */
         bm_att_chunk_ref(a);
         return;
     }
-    const int hd = a->hd, R = a->n_tok * a->G;
+    /* each row's query and key count, once (not a division per row and key group) */
+    const float *qp[ROWS_MAX];
+    int nkr[ROWS_MAX];
+    for (int t = 0, r = 0; t < a->n_tok; t++)
+        for (int g = 0; g < a->G; g++, r++) {
+            qp[r] = a->q + (size_t)t * a->ldq + (size_t)g * hd;
+            nkr[r] = a->n_key[t];
+        }
     int nk_max = 0;
     for (int t = 0; t < a->n_tok; t++)
         if (a->n_key[t] > nk_max) nk_max = a->n_key[t];
-    /* scores, 4 keys per step; slots past nk_max reuse its last key, past a row's n_key are
-     * overwritten below */
-    for (int j0 = 0; j0 < nk_max; j0 += 4) {
-        const float *kr[4];
-        for (int u = 0; u < 4; u++) kr[u] = row(a, a->kb, j0 + u < nk_max ? j0 + u : nk_max - 1);
-        int r = 0;
-        float32x4_t sv[2];
-        for (; r + 2 <= R; r += 2) {
-            if (nkey(a, r) <= j0 && nkey(a, r + 1) <= j0) continue;
-            const float *q[2] = {qrow(a, r), qrow(a, r + 1)};
-            dot_rows_x4(q, 2, kr, hd, sv);
-            float *s0 = a->s + (size_t)r * BM_ATT_CHUNK + j0;
-            vst1q_f32(s0, vmulq_n_f32(sv[0], a->scale));
-            vst1q_f32(s0 + BM_ATT_CHUNK, vmulq_n_f32(sv[1], a->scale));
-        }
-        if (r < R && nkey(a, r) > j0) {
-            const float *q[1] = {qrow(a, r)};
-            dot_rows_x4(q, 1, kr, hd, sv);
-            vst1q_f32(a->s + (size_t)r * BM_ATT_CHUNK + j0, vmulq_n_f32(sv[0], a->scale));
+    /* scores: each block's keys in groups of up to 32 (whole 4-key vectors; lanes past nk_max
+     * read the block's unused slots and are overwritten below), rows in pairs */
+    for (int j0 = 0; j0 < nk_max; j0 += a->blk) {
+        const float *kt0 = a->kb[j0 / a->blk];
+        const int nkb = nk_max - j0 < a->blk ? nk_max - j0 : a->blk;
+        for (int u0 = 0; u0 < nkb; u0 += 32) {
+            const int nv = (nkb - u0 + 3) / 4 < 8 ? (nkb - u0 + 3) / 4 : 8, j = j0 + u0;
+            const float *kt = kt0 + u0;
+            int r = 0;
+            for (; r + 2 <= R; r += 2) {
+                if (nkr[r] <= j && nkr[r + 1] <= j) continue;
+                const float *q[2] = {qp[r], qp[r + 1]};
+                float *s[2] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
+                               a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j};
+                scores_rows(q, 2, kt, a->blk, hd, a->scale, s, nv);
+            }
+            if (r < R && nkr[r] > j) {
+                const float *q[1] = {qp[r]};
+                float *s[1] = {a->s + (size_t)r * BM_ATT_CHUNK + j};
+                scores_rows(q, 1, kt, a->blk, hd, a->scale, s, nv);
+            }
         }
     }
     /* per row: max, p = exp(s - max) (slots past n_key set to 0), l = sum p */
     static const uint32_t lane_idx[4] = {0, 1, 2, 3};
     const uint32x4_t lane = vld1q_u32(lane_idx);
     for (int r = 0; r < R; r++) {
-        const int nk = nkey(a, r), n4 = (nk + 3) & ~3;
+        const int nk = nkr[r], n4 = (nk + 3) & ~3;
         const uint32x4_t nkv = vdupq_n_u32((uint32_t)nk);
         float *s = a->s + (size_t)r * BM_ATT_CHUNK;
         for (int j = nk; j < n4; j++) s[j] = s[nk - 1];
@@ -163,14 +167,14 @@ void bm_att_chunk_neon(const bm_att_chunk *a) {
     }
     /* o = sum_j p_j v_j: 16 columns at a time, rows in blocks of 4 */
     const float *vr[BM_ATT_CHUNK];
-    for (int j = 0; j < nk_max; j++) vr[j] = row(a, a->vb, j);
+    for (int j = 0; j < nk_max; j++) vr[j] = a->vb[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
     for (int c0 = 0; c0 < hd; c0 += 16) {
         int r0 = 0;
-        for (; r0 + 4 <= R; r0 += 4) pv_block(a, vr, r0, 4, c0);
+        for (; r0 + 4 <= R; r0 += 4) pv_block(a, vr, nkr, r0, 4, c0);
         switch (R - r0) {
-        case 3: pv_block(a, vr, r0, 3, c0); break;
-        case 2: pv_block(a, vr, r0, 2, c0); break;
-        case 1: pv_block(a, vr, r0, 1, c0); break;
+        case 3: pv_block(a, vr, nkr, r0, 3, c0); break;
+        case 2: pv_block(a, vr, nkr, r0, 2, c0); break;
+        case 1: pv_block(a, vr, nkr, r0, 1, c0); break;
         default: break;
         }
     }

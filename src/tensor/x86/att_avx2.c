@@ -1,23 +1,14 @@
 /* AVX2+FMA chunk kernel of the fused attention (contract in src/tensor/kernels.h), shaped for a
- * tile of query rows: scores S = Q K^T with 2 rows x 4 keys of 8-lane dot-product accumulators
- * in registers (each K row load serves 2 rows, each Q load 4 keys; 8 accumulators reduced by one
- * shared tree), a vectorised max / exp / sum per row over its own keys, then O = P V with
+ * tile of query rows: scores S = Q K^T from the transposed K blocks with up to 3 rows x 32 keys
+ * of accumulators (keys in the lanes: per d, 4 K loads and 3 broadcasts feed 12 fmas, and no
+ * horizontal sums), a vectorised max / exp / sum per row over its own keys, then O = P V with
  * 6 rows x 16 columns of accumulators per key, key blocks of 32 so the V rows stay in L1 while
- * every row block passes over them. A row's score of key j is always the same 8-lane fma chain
- * over hd and the same reduction tree, its weights the same lanes, and its o[c] the same fma
- * chain over its keys in order, whatever the tile, its slot and the other rows' key counts. */
+ * every row block passes over them. A row's score of key j is always the same in-order fma
+ * chain over d in lane j % 8, its weights the same lanes, and its o[c] the same fma chain over
+ * its keys in order, whatever the tile, its slot and the other rows' key counts. */
 #include "tensor/x86/wblock.h"
 
 #include <math.h>
-
-/* Sums of 8 vectors: lane i of the result = horizontal sum of a[i] (same tree for each). */
-INLINE __m256 hsum8x8(const __m256 *a) {
-    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
-                         _mm256_permute2f128_ps(u0, u1, 0x31));
-}
 
 INLINE float hmax(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -26,52 +17,47 @@ INLINE float hmax(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline const float *row(const bm_att_chunk *a, const float *const *blk, int j) {
-    return blk[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
-}
-
-static inline const float *qrow(const bm_att_chunk *a, int r) {
-    return a->q + (size_t)(r / a->G) * a->ldq + (size_t)(r % a->G) * a->hd;
-}
-
-static inline int nkey(const bm_att_chunk *a, int r) { return a->n_key[r / a->G]; }
-
-/* Scores of rows r0, r1 (may be equal) against the 4 keys k[0..3]: lanes 0-3 row r0, 4-7 r1. */
-INLINE __m256 dot2x4(const float *q0, const float *q1, const float *const *k, int hd) {
-    __m256 acc[8];
-#pragma GCC unroll 8
-    for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-    for (int d = 0; d < hd; d += 8) {
-        __m256 a0 = _mm256_loadu_ps(q0 + d), a1 = _mm256_loadu_ps(q1 + d);
+/* Scores of the NR rows q[0..NR) against NV * 8 keys of a transposed K block (kt: element d
+ * of the first key at kt[d * blk]), times scale, into s[g][0..NV * 8). */
+INLINE void scores_tile(const float *const *q, const int NR, const float *kt, int blk, int hd,
+                        __m256 scale, float *const *s, const int NV) {
+    __m256 acc[3][4];
+#pragma GCC unroll 3
+    for (int g = 0; g < NR; g++)
 #pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            __m256 kv = _mm256_loadu_ps(k[u] + d);
-            __asm__("" : "+x"(kv)); /* one load for both rows, not one folded into each fma */
-            acc[u] = _mm256_fmadd_ps(a0, kv, acc[u]);
-            acc[4 + u] = _mm256_fmadd_ps(a1, kv, acc[4 + u]);
+        for (int i = 0; i < NV; i++) acc[g][i] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d++, kt += blk) {
+        __m256 kv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NV; i++) kv[i] = _mm256_loadu_ps(kt + 8 * i);
+#pragma GCC unroll 3
+        for (int g = 0; g < NR; g++) {
+            const __m256 qb = _mm256_broadcast_ss(q[g] + d);
+#pragma GCC unroll 4
+            for (int i = 0; i < NV; i++) acc[g][i] = _mm256_fmadd_ps(qb, kv[i], acc[g][i]);
         }
     }
-    return hsum8x8(acc);
+#pragma GCC unroll 3
+    for (int g = 0; g < NR; g++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NV; i++) _mm256_storeu_ps(s[g] + 8 * i, _mm256_mul_ps(acc[g][i], scale));
 }
 
-/* Scores of one row against the 8 keys k[0..7]. */
-INLINE __m256 dot1x8(const float *q, const float *const *k, int hd) {
-    __m256 acc[8];
-#pragma GCC unroll 8
-    for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-    for (int d = 0; d < hd; d += 8) {
-        __m256 qv = _mm256_loadu_ps(q + d);
-#pragma GCC unroll 8
-        for (int u = 0; u < 8; u++)
-            acc[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[u] + d), acc[u]);
+/* NV (1..4) as a constant for scores_tile. */
+INLINE void scores_rows(const float *const *q, const int NR, const float *kt, int blk, int hd,
+                        __m256 scale, float *const *s, int nv) {
+    switch (nv) {
+    case 4: scores_tile(q, NR, kt, blk, hd, scale, s, 4); break;
+    case 3: scores_tile(q, NR, kt, blk, hd, scale, s, 3); break;
+    case 2: scores_tile(q, NR, kt, blk, hd, scale, s, 2); break;
+    default: scores_tile(q, NR, kt, blk, hd, scale, s, 1); break;
     }
-    return hsum8x8(acc);
 }
 
 /* o[r][c0..c0+16) (+)= sum_j p[r][j] v_j[c0..c0+16) for rows r0..r0+NR-1 over their keys in
  * [jb, je) (row r stops at its n_key), keys in order; first: start from 0, else from o. */
-INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, int r0, int NR, int c0,
-                     int jb, int je, bool first) {
+INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *nkr, int r0,
+                     int NR, int c0, int jb, int je, bool first) {
     __m256 acc[6][2];
     int lim[6], jmin = je, jmax = jb;
 #pragma GCC unroll 6
@@ -79,7 +65,7 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, int r0, int 
         float *o = a->o + (size_t)(r0 + g) * a->hd + c0;
         acc[g][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(o);
         acc[g][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(o + 8);
-        int nk = nkey(a, r0 + g);
+        int nk = nkr[r0 + g];
         lim[g] = nk < jb ? jb : nk > je ? je : nk;
         if (lim[g] < jmin) jmin = lim[g];
         if (lim[g] > jmax) jmax = lim[g];
@@ -114,42 +100,56 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, int r0, int 
     }
 }
 
+#define ROWS_MAX 256 /* rows (n_tok * G) per call; more go to the reference */
 #define PV_KEYS 32 /* keys per V pass: 32 rows of hd floats stay in L1 */
 
 void bm_att_chunk_avx2(const bm_att_chunk *a) {
-    if (a->hd % 16) { /* the V pass works in 16-column steps */
+    const int hd = a->hd, R = a->n_tok * a->G;
+    if (hd % 16 || a->blk % 8 || R > ROWS_MAX) { /* V in 16-column steps, K in 8-key vectors */
         bm_att_chunk_ref(a);
         return;
     }
-    const int hd = a->hd, R = a->n_tok * a->G;
+    /* each row's query and key count, once (not a division per row and key group) */
+    const float *qp[ROWS_MAX];
+    int nkr[ROWS_MAX];
+    for (int t = 0, r = 0; t < a->n_tok; t++)
+        for (int g = 0; g < a->G; g++, r++) {
+            qp[r] = a->q + (size_t)t * a->ldq + (size_t)g * hd;
+            nkr[r] = a->n_key[t];
+        }
     int nk_max = 0;
     for (int t = 0; t < a->n_tok; t++)
         if (a->n_key[t] > nk_max) nk_max = a->n_key[t];
     const __m256 scale = _mm256_set1_ps(a->scale);
-    /* scores, 8 keys per step; slots past nk_max reuse its last key, past a row's n_key are
-     * overwritten below */
-    for (int j0 = 0; j0 < nk_max; j0 += 8) {
-        const float *kr[8];
-        for (int u = 0; u < 8; u++) kr[u] = row(a, a->kb, j0 + u < nk_max ? j0 + u : nk_max - 1);
-        int r = 0;
-        for (; r + 2 <= R; r += 2) {
-            if (nkey(a, r) <= j0 && nkey(a, r + 1) <= j0) continue;
-            const float *q0 = qrow(a, r), *q1 = qrow(a, r + 1);
-            float *s0 = a->s + (size_t)r * BM_ATT_CHUNK + j0, *s1 = s0 + BM_ATT_CHUNK;
-            for (int h = 0; h < 8; h += 4) {
-                __m256 v = _mm256_mul_ps(dot2x4(q0, q1, kr + h, hd), scale);
-                _mm_storeu_ps(s0 + h, _mm256_castps256_ps128(v));
-                _mm_storeu_ps(s1 + h, _mm256_extractf128_ps(v, 1));
+    /* scores: each block's keys in groups of up to 32 (whole 8-key vectors; lanes past nk_max
+     * read the block's unused slots and are overwritten below), rows in threes */
+    for (int j0 = 0; j0 < nk_max; j0 += a->blk) {
+        const float *kt0 = a->kb[j0 / a->blk];
+        const int nkb = nk_max - j0 < a->blk ? nk_max - j0 : a->blk;
+        for (int u0 = 0; u0 < nkb; u0 += 32) {
+            const int nv = (nkb - u0 + 7) / 8 < 4 ? (nkb - u0 + 7) / 8 : 4, j = j0 + u0;
+            const float *kt = kt0 + u0;
+            int r = 0;
+            for (; r + 3 <= R; r += 3) {
+                if (nkr[r] <= j && nkr[r + 1] <= j && nkr[r + 2] <= j) continue;
+                const float *q[3] = {qp[r], qp[r + 1], qp[r + 2]};
+                float *s[3] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
+                               a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j,
+                               a->s + (size_t)(r + 2) * BM_ATT_CHUNK + j};
+                scores_rows(q, 3, kt, a->blk, hd, scale, s, nv);
+            }
+            for (; r < R; r++) {
+                if (nkr[r] <= j) continue;
+                const float *q[1] = {qp[r]};
+                float *s[1] = {a->s + (size_t)r * BM_ATT_CHUNK + j};
+                scores_rows(q, 1, kt, a->blk, hd, scale, s, nv);
             }
         }
-        if (r < R && nkey(a, r) > j0)
-            _mm256_storeu_ps(a->s + (size_t)r * BM_ATT_CHUNK + j0,
-                             _mm256_mul_ps(dot1x8(qrow(a, r), kr, hd), scale));
     }
     /* per row: max, p = exp(s - max) (slots past n_key set to 0), l = sum p */
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int r = 0; r < R; r++) {
-        const int nk = nkey(a, r), n8 = (nk + 7) & ~7;
+        const int nk = nkr[r], n8 = (nk + 7) & ~7;
         const __m256i nkv = _mm256_set1_epi32(nk);
         float *s = a->s + (size_t)r * BM_ATT_CHUNK;
         for (int j = nk; j < n8; j++) s[j] = s[nk - 1];
@@ -170,18 +170,18 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
     }
     /* o = sum_j p_j v_j: key blocks of PV_KEYS, 16 columns, rows in blocks of 6 */
     const float *vr[BM_ATT_CHUNK];
-    for (int j = 0; j < nk_max; j++) vr[j] = row(a, a->vb, j);
+    for (int j = 0; j < nk_max; j++) vr[j] = a->vb[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
     for (int jb = 0; jb < nk_max; jb += PV_KEYS) {
         const int je = jb + PV_KEYS < nk_max ? jb + PV_KEYS : nk_max;
         for (int c0 = 0; c0 < hd; c0 += 16) {
             int r0 = 0;
-            for (; r0 + 6 <= R; r0 += 6) pv_block(a, vr, r0, 6, c0, jb, je, jb == 0);
+            for (; r0 + 6 <= R; r0 += 6) pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0);
             switch (R - r0) {
-            case 5: pv_block(a, vr, r0, 5, c0, jb, je, jb == 0); break;
-            case 4: pv_block(a, vr, r0, 4, c0, jb, je, jb == 0); break;
-            case 3: pv_block(a, vr, r0, 3, c0, jb, je, jb == 0); break;
-            case 2: pv_block(a, vr, r0, 2, c0, jb, je, jb == 0); break;
-            case 1: pv_block(a, vr, r0, 1, c0, jb, je, jb == 0); break;
+            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0); break;
+            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0); break;
+            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0); break;
+            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0); break;
+            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0); break;
             default: break;
             }
         }
