@@ -138,8 +138,12 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
                                a->s + (size_t)(r + 2) * BM_ATT_CHUNK + j};
                 scores_rows(q, 3, kt, a->blk, hd, scale, s, nv);
             }
-            for (; r < R; r++) {
-                if (nkr[r] <= j) continue;
+            if (R - r == 2 && (nkr[r] > j || nkr[r + 1] > j)) { /* a pair (decode with G 2) */
+                const float *q[2] = {qp[r], qp[r + 1]};
+                float *s[2] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
+                               a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j};
+                scores_rows(q, 2, kt, a->blk, hd, scale, s, nv);
+            } else if (R - r == 1 && nkr[r] > j) {
                 const float *q[1] = {qp[r]};
                 float *s[1] = {a->s + (size_t)r * BM_ATT_CHUNK + j};
                 scores_rows(q, 1, kt, a->blk, hd, scale, s, nv);
