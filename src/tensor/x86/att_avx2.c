@@ -20,13 +20,17 @@ INLINE float hmax(__m256 v) {
 /* Scores of the NR rows q[0..NR) against NV * 8 keys of a transposed K block (kt: element d
  * of the first key at kt[d * blk]), times scale, into s[g][0..NV * 8). */
 INLINE void scores_tile(const float *const *q, const int NR, const float *kt, int blk, int hd,
-                        __m256 scale, float *const *s, const int NV) {
+                        __m256 scale, float *const *s, const int NV, const char *pf) {
     __m256 acc[3][4];
 #pragma GCC unroll 3
     for (int g = 0; g < NR; g++)
 #pragma GCC unroll 4
         for (int i = 0; i < NV; i++) acc[g][i] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d++, kt += blk) {
+        if (pf) { /* 128 bytes per d: a 32-key block of K over the loop */
+            _mm_prefetch(pf + 128 * (size_t)d, _MM_HINT_T0);
+            _mm_prefetch(pf + 128 * (size_t)d + 64, _MM_HINT_T0);
+        }
         __m256 kv[4];
 #pragma GCC unroll 4
         for (int i = 0; i < NV; i++) kv[i] = _mm256_loadu_ps(kt + 8 * i);
@@ -43,21 +47,27 @@ INLINE void scores_tile(const float *const *q, const int NR, const float *kt, in
         for (int i = 0; i < NV; i++) _mm256_storeu_ps(s[g] + 8 * i, _mm256_mul_ps(acc[g][i], scale));
 }
 
-/* NV (1..4) as a constant for scores_tile. */
+/* NV (1..4) as a constant for scores_tile. pf: memory to prefetch over the d loop (the next
+ * K block, hd * 128 bytes: decode streams the cache from DRAM; a burst of prefetches at the
+ * block's start measured no faster, interleaved they overlap the next block's reads with this
+ * one's fmas), or NULL. */
 INLINE void scores_rows(const float *const *q, const int NR, const float *kt, int blk, int hd,
-                        __m256 scale, float *const *s, int nv) {
+                        __m256 scale, float *const *s, int nv, const char *pf) {
     switch (nv) {
-    case 4: scores_tile(q, NR, kt, blk, hd, scale, s, 4); break;
-    case 3: scores_tile(q, NR, kt, blk, hd, scale, s, 3); break;
-    case 2: scores_tile(q, NR, kt, blk, hd, scale, s, 2); break;
-    default: scores_tile(q, NR, kt, blk, hd, scale, s, 1); break;
+    case 4: scores_tile(q, NR, kt, blk, hd, scale, s, 4, pf); break;
+    case 3: scores_tile(q, NR, kt, blk, hd, scale, s, 3, pf); break;
+    case 2: scores_tile(q, NR, kt, blk, hd, scale, s, 2, pf); break;
+    default: scores_tile(q, NR, kt, blk, hd, scale, s, 1, pf); break;
     }
 }
 
+#define PV_KEYS 32 /* keys per V pass: 32 rows of hd floats stay in L1 */
+
 /* o[r][c0..c0+16) (+)= sum_j p[r][j] v_j[c0..c0+16) for rows r0..r0+NR-1 over their keys in
- * [jb, je) (row r stops at its n_key), keys in order; first: start from 0, else from o. */
+ * [jb, je) (row r stops at its n_key), keys in order; first: start from 0, else from o. Keys
+ * j + PV_KEYS below pf_end: their 16 columns are prefetched (pf_end 0: none). */
 INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *nkr, int r0,
-                     int NR, int c0, int jb, int je, bool first) {
+                     int NR, int c0, int jb, int je, bool first, int pf_end) {
     __m256 acc[6][2];
     int lim[6], jmin = je, jmax = jb;
 #pragma GCC unroll 6
@@ -73,6 +83,8 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *n
     const float *p = a->s + (size_t)r0 * BM_ATT_CHUNK;
     for (int j = jb; j < jmin; j++) {
         const float *v = vr[j] + c0;
+        if (j + PV_KEYS < pf_end) /* the same columns of the next key block's V rows */
+            _mm_prefetch((const char *)(vr[j + PV_KEYS] + c0), _MM_HINT_T0);
         __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
 #pragma GCC unroll 6
         for (int g = 0; g < NR; g++) {
@@ -101,7 +113,6 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *n
 }
 
 #define ROWS_MAX 256 /* rows (n_tok * G) per call; more go to the reference */
-#define PV_KEYS 32 /* keys per V pass: 32 rows of hd floats stay in L1 */
 
 void bm_att_chunk_avx2(const bm_att_chunk *a) {
     const int hd = a->hd, R = a->n_tok * a->G;
@@ -126,6 +137,7 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
     for (int j0 = 0; j0 < nk_max; j0 += a->blk) {
         const float *kt0 = a->kb[j0 / a->blk];
         const int nkb = nk_max - j0 < a->blk ? nk_max - j0 : a->blk;
+        const char *pf = j0 + a->blk < nk_max ? (const char *)a->kb[j0 / a->blk + 1] : NULL;
         for (int u0 = 0; u0 < nkb; u0 += 32) {
             const int nv = (nkb - u0 + 7) / 8 < 4 ? (nkb - u0 + 7) / 8 : 4, j = j0 + u0;
             const float *kt = kt0 + u0;
@@ -136,17 +148,18 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
                 float *s[3] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
                                a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j,
                                a->s + (size_t)(r + 2) * BM_ATT_CHUNK + j};
-                scores_rows(q, 3, kt, a->blk, hd, scale, s, nv);
+                scores_rows(q, 3, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL);
+                pf = NULL; /* once per block */
             }
             if (R - r == 2 && (nkr[r] > j || nkr[r + 1] > j)) { /* a pair (decode with G 2) */
                 const float *q[2] = {qp[r], qp[r + 1]};
                 float *s[2] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
                                a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j};
-                scores_rows(q, 2, kt, a->blk, hd, scale, s, nv);
+                scores_rows(q, 2, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL);
             } else if (R - r == 1 && nkr[r] > j) {
                 const float *q[1] = {qp[r]};
                 float *s[1] = {a->s + (size_t)r * BM_ATT_CHUNK + j};
-                scores_rows(q, 1, kt, a->blk, hd, scale, s, nv);
+                scores_rows(q, 1, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL);
             }
         }
     }
@@ -179,13 +192,14 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
         const int je = jb + PV_KEYS < nk_max ? jb + PV_KEYS : nk_max;
         for (int c0 = 0; c0 < hd; c0 += 16) {
             int r0 = 0;
-            for (; r0 + 6 <= R; r0 += 6) pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0);
+            for (; r0 + 6 <= R; r0 += 6)
+                pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0, r0 ? 0 : nk_max);
             switch (R - r0) {
-            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0); break;
-            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0); break;
-            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0); break;
-            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0); break;
-            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0); break;
+            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
+            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
+            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
+            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
+            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
             default: break;
             }
         }
