@@ -18,7 +18,8 @@
 
 static int n_head = 14, n_kv = 2, hd = 64;
 static bm_kv kv;
-static float *k_rows; /* the same K by slot ([slot][n_kv_dim]), as the baseline stored it */
+static float *k_rows, *v_rows; /* the same K and V by slot ([slot][n_kv_dim]), as the baseline
+                                * stored them */
 static bm_seq seq;
 
 typedef struct old_task {
@@ -52,7 +53,7 @@ static void old_run(void *ctx, int ith, int nth) {
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int32_t j = 0; j <= pos; j++) {
             size_t slot = (size_t)seq.blocks[j / BM_KV_BLOCK] * BM_KV_BLOCK + j % BM_KV_BLOCK;
-            k->axpy_f32(sc[j], kv.v + slot * kv.n_kv_dim + (size_t)kvh * hd, o, hd);
+            k->axpy_f32(sc[j], v_rows + slot * kv.n_kv_dim + (size_t)kvh * hd, o, hd);
         }
     }
 }
@@ -112,26 +113,30 @@ int main(int argc, char **argv) {
         if (*p == ',') p++;
         if (P < 1 || P > 65536) continue;
         int32_t nb = (P + BM_KV_BLOCK - 1) / BM_KV_BLOCK;
-        kv = (bm_kv){.n_blocks = nb, .n_layer = 1, .n_kv_dim = n_kv * hd};
+        kv = (bm_kv){.n_blocks = nb, .n_layer = 1, .n_kv_dim = n_kv * hd, .head_dim = hd};
         size_t nkv = (size_t)nb * BM_KV_BLOCK * kv.n_kv_dim, qd = (size_t)n_head * hd;
         kv.k = malloc(nkv * sizeof(float));
         kv.v = malloc(nkv * sizeof(float));
         k_rows = malloc(nkv * sizeof(float));
+        v_rows = malloc(nkv * sizeof(float));
         int32_t *blocks = malloc((size_t)nb * sizeof(int32_t)), *pos = malloc(P * sizeof(int32_t));
         float *q = malloc((size_t)P * qd * sizeof(float)), *o1 = malloc((size_t)P * qd * 4),
               *o2 = malloc((size_t)P * qd * 4), *scores = malloc((size_t)n_threads * P * 4);
         bm_seq **sq = malloc((size_t)P * sizeof(bm_seq *));
-        if (!kv.k || !kv.v || !k_rows || !blocks || !pos || !q || !o1 || !o2 || !scores || !sq) return 1;
+        if (!kv.k || !kv.v || !k_rows || !v_rows || !blocks || !pos || !q || !o1 || !o2 || !scores || !sq) return 1;
         uint32_t r = 1;
         for (size_t i = 0; i < nkv; i++) {
             r = r * 1664525u + 1013904223u, k_rows[i] = (float)(r >> 8) / (1 << 24) * 2 - 1;
-            r = r * 1664525u + 1013904223u, kv.v[i] = (float)(r >> 8) / (1 << 24) * 2 - 1;
+            r = r * 1664525u + 1013904223u, v_rows[i] = (float)(r >> 8) / (1 << 24) * 2 - 1;
         }
-        for (int32_t b = 0; b < nb; b++) /* the cache's K: transposed in each block */
+        for (int32_t b = 0; b < nb; b++) /* the cache's layout (include/baimo/model.h) */
             for (int i = 0; i < BM_KV_BLOCK; i++)
-                for (int c = 0; c < kv.n_kv_dim; c++)
-                    kv.k[bm_kv_block_off(&kv, 0, b) + (size_t)c * BM_KV_BLOCK + i] =
-                        k_rows[((size_t)b * BM_KV_BLOCK + i) * kv.n_kv_dim + c];
+                for (int c = 0; c < kv.n_kv_dim; c++) {
+                    const size_t off = bm_kv_block_off(&kv, 0, b), at =
+                        ((size_t)b * BM_KV_BLOCK + i) * kv.n_kv_dim + c;
+                    kv.k[off + (size_t)c * BM_KV_BLOCK + i] = k_rows[at];
+                    kv.v[off + ((size_t)(c / hd) * BM_KV_BLOCK + i) * hd + c % hd] = v_rows[at];
+                }
         for (size_t i = 0; i < (size_t)P * qd; i++)
             r = r * 1664525u + 1013904223u, q[i] = (float)(r >> 8) / (1 << 24) * 4 - 2;
         for (int32_t b = 0; b < nb; b++) blocks[b] = nb - 1 - b;
@@ -181,7 +186,7 @@ int main(int argc, char **argv) {
                    t_old[reps / 2] / t_new[reps / 2], flop / t_new[reps / 2] * 1e-9, md);
         }
         bm_arena_fini(&arena);
-        free(kv.k), free(kv.v), free(k_rows), free(blocks), free(pos), free(q), free(o1), free(o2);
+        free(kv.k), free(kv.v), free(k_rows), free(v_rows), free(blocks), free(pos), free(q), free(o1), free(o2);
         free(scores), free(sq);
     }
     bm_pool_free(pool);

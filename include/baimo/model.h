@@ -95,9 +95,11 @@ size_t bm_model_kv_bytes_per_token(const bm_model *m);
 typedef struct bm_kv {
     int32_t n_blocks;
     int32_t n_layer, n_kv_dim;    /* n_kv_dim = n_head_kv * head_dim */
-    /* Both [n_layer][n_blocks][BM_KV_BLOCK * n_kv_dim]; inside a block V is by slot
-     * ([slot][n_kv_dim]) and K transposed ([n_kv_dim][slot]: the keys of a block side by
-     * side, so attention scores take 8-16 keys per vector without horizontal sums). */
+    int32_t head_dim;
+    /* Both [n_layer][n_blocks][BM_KV_BLOCK * n_kv_dim]; inside a block, per KV head: V by slot
+     * ([head][slot][head_dim]) and K transposed ([head][head_dim][slot]: the keys of a block
+     * side by side, so attention scores take 8-16 keys per vector without horizontal sums).
+     * Each head's K and V of a block are contiguous: decode streams them from DRAM. */
     float *k, *v;
     int32_t *free_list;           /* stack of free block ids */
     int32_t n_free;
@@ -112,8 +114,9 @@ typedef struct bm_seq {
     int32_t max_pos;     /* the sequence may not grow past this */
 } bm_seq;
 
-/* Offset in kv->k / kv->v of block blk of a layer; K element c of slot i at
- * + c * BM_KV_BLOCK + i, V element c of slot i at + i * n_kv_dim + c. */
+/* Offset in kv->k / kv->v of block blk of a layer; with c = head * head_dim + e, K element c
+ * of slot i at + c * BM_KV_BLOCK + i, V element c of slot i at
+ * + (head * BM_KV_BLOCK + i) * head_dim + e. */
 static inline size_t bm_kv_block_off(const bm_kv *kv, int layer, int32_t blk) {
     return ((size_t)layer * (size_t)kv->n_blocks + (size_t)blk) * BM_KV_BLOCK *
            (size_t)kv->n_kv_dim;

@@ -81,10 +81,10 @@ static void chunk_call(const att_task *t, int32_t i, int nt, int g, int32_t c, i
     for (int k = 0; k < nb; k++) {
         const size_t off = bm_kv_block_off(kv, t->layer, sq->blocks[j0 / BM_KV_BLOCK + k]);
         kb[k] = kv->k + off + (size_t)g * a->hd * BM_KV_BLOCK;
-        vb[k] = kv->v + off + (size_t)g * a->hd;
+        vb[k] = kv->v + off + (size_t)g * a->hd * BM_KV_BLOCK;
     }
     bm_att_chunk ca = {.q = t->q + (size_t)i * t->qd + (size_t)g * t->G * a->hd, .ldq = t->qd,
-                       .kb = kb, .vb = vb, .ld = kv->n_kv_dim, .blk = BM_KV_BLOCK,
+                       .kb = kb, .vb = vb, .ld = a->hd, .blk = BM_KV_BLOCK,
                        .n_tok = nt, .G = t->G, .hd = a->hd, .n_key = nk, .scale = t->scale,
                        .s = s, .m = m, .l = l, .o = o};
     t->chunk(&ca);

@@ -125,13 +125,15 @@ const char *bm_prof_step_name(int step) {
         }                                                                                      \
     } while (0)
 
-/* Stores token position pos of sequence s into the cache: V by slot, K transposed in its
- * block (include/baimo/model.h). */
+/* Stores token position pos of sequence s into the cache: per KV head, V by slot and K
+ * transposed in its block (include/baimo/model.h). */
 static void kv_store(bm_kv *kv, int layer, const bm_seq *s, int32_t pos, const float *k,
                      const float *v) {
     const size_t off = bm_kv_block_off(kv, layer, s->blocks[pos / BM_KV_BLOCK]);
-    const int32_t i = pos % BM_KV_BLOCK, kvd = kv->n_kv_dim;
-    memcpy(kv->v + off + (size_t)i * kvd, v, (size_t)kvd * sizeof(float));
+    const int32_t i = pos % BM_KV_BLOCK, kvd = kv->n_kv_dim, hd = kv->head_dim;
+    for (int32_t c = 0; c < kvd; c += hd)
+        memcpy(kv->v + off + (size_t)c * BM_KV_BLOCK + (size_t)i * hd, v + c,
+               (size_t)hd * sizeof(float));
     float *kt = kv->k + off + i;
     for (int32_t c = 0; c < kvd; c++) kt[(size_t)c * BM_KV_BLOCK] = k[c];
 }

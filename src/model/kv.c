@@ -14,6 +14,7 @@ bm_status bm_kv_new(const bm_model *m, int32_t n_blocks, bm_kv **out, bm_err *er
     kv->n_blocks = n_blocks;
     kv->n_layer = m->hp.n_layer;
     kv->n_kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+    kv->head_dim = m->hp.head_dim;
     size_t per, total;
     if (!bm_size_mul((size_t)kv->n_layer * (size_t)n_blocks, BM_KV_BLOCK, &per) ||
         !bm_size_mul(per, (size_t)kv->n_kv_dim * sizeof(float), &total)) {

@@ -37,6 +37,7 @@ static void fixture_init(fixture *f, int hd, int G, int32_t n_ctx) {
     f->kv.n_blocks = 2 * nb;
     f->kv.n_layer = 1;
     f->kv.n_kv_dim = f->n_kv * hd;
+    f->kv.head_dim = hd;
     size_t n = (size_t)f->kv.n_blocks * BM_KV_BLOCK * f->kv.n_kv_dim;
     f->kv.k = malloc(n * sizeof(float));
     f->kv.v = malloc(n * sizeof(float));
@@ -57,8 +58,8 @@ static void fixture_fini(fixture *f) {
 
 /* V row of position pos (KV head g), and element e of its K (transposed in its block). */
 static const float *v_row(const fixture *f, int s, int32_t pos, int g) {
-    size_t slot = (size_t)f->seq[s].blocks[pos / BM_KV_BLOCK] * BM_KV_BLOCK + pos % BM_KV_BLOCK;
-    return f->kv.v + slot * f->kv.n_kv_dim + (size_t)g * f->hd;
+    size_t off = bm_kv_block_off(&f->kv, 0, f->seq[s].blocks[pos / BM_KV_BLOCK]);
+    return f->kv.v + off + ((size_t)g * BM_KV_BLOCK + pos % BM_KV_BLOCK) * f->hd;
 }
 
 static float k_at(const fixture *f, int s, int32_t pos, int g, int e) {
