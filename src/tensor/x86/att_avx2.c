@@ -20,16 +20,21 @@ INLINE float hmax(__m256 v) {
 /* Scores of the NR rows q[0..NR) against NV * 8 keys of a transposed K block (kt: element d
  * of the first key at kt[d * blk]), times scale, into s[g][0..NV * 8). */
 INLINE void scores_tile(const float *const *q, const int NR, const float *kt, int blk, int hd,
-                        __m256 scale, float *const *s, const int NV, const char *pf) {
+                        __m256 scale, float *const *s, const int NV, const char *pf,
+                        const char *pfv) {
     __m256 acc[3][4];
 #pragma GCC unroll 3
     for (int g = 0; g < NR; g++)
 #pragma GCC unroll 4
         for (int i = 0; i < NV; i++) acc[g][i] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d++, kt += blk) {
-        if (pf) { /* 128 bytes per d: a 32-key block of K over the loop */
+        if (pf) { /* 128 bytes per d: a 32-key block of K (or V) over the loop */
             _mm_prefetch(pf + 128 * (size_t)d, _MM_HINT_T0);
             _mm_prefetch(pf + 128 * (size_t)d + 64, _MM_HINT_T0);
+        }
+        if (pfv) {
+            _mm_prefetch(pfv + 128 * (size_t)d, _MM_HINT_T1);
+            _mm_prefetch(pfv + 128 * (size_t)d + 64, _MM_HINT_T1);
         }
         __m256 kv[4];
 #pragma GCC unroll 4
@@ -52,12 +57,13 @@ INLINE void scores_tile(const float *const *q, const int NR, const float *kt, in
  * block's start measured no faster, interleaved they overlap the next block's reads with this
  * one's fmas), or NULL. */
 INLINE void scores_rows(const float *const *q, const int NR, const float *kt, int blk, int hd,
-                        __m256 scale, float *const *s, int nv, const char *pf) {
+                        __m256 scale, float *const *s, int nv, const char *pf,
+                        const char *pfv) {
     switch (nv) {
-    case 4: scores_tile(q, NR, kt, blk, hd, scale, s, 4, pf); break;
-    case 3: scores_tile(q, NR, kt, blk, hd, scale, s, 3, pf); break;
-    case 2: scores_tile(q, NR, kt, blk, hd, scale, s, 2, pf); break;
-    default: scores_tile(q, NR, kt, blk, hd, scale, s, 1, pf); break;
+    case 4: scores_tile(q, NR, kt, blk, hd, scale, s, 4, pf, pfv); break;
+    case 3: scores_tile(q, NR, kt, blk, hd, scale, s, 3, pf, pfv); break;
+    case 2: scores_tile(q, NR, kt, blk, hd, scale, s, 2, pf, pfv); break;
+    default: scores_tile(q, NR, kt, blk, hd, scale, s, 1, pf, pfv); break;
     }
 }
 
@@ -137,7 +143,11 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
     for (int j0 = 0; j0 < nk_max; j0 += a->blk) {
         const float *kt0 = a->kb[j0 / a->blk];
         const int nkb = nk_max - j0 < a->blk ? nk_max - j0 : a->blk;
-        const char *pf = j0 + a->blk < nk_max ? (const char *)a->kb[j0 / a->blk + 1] : NULL;
+        /* decode (one token: its cache comes from DRAM) prefetches the next K block and this
+         * block's V (to L2, for P V); a prefill tile's rows reuse both from the caches */
+        const bool dec = a->n_tok == 1;
+        const char *pf = dec && j0 + a->blk < nk_max ? (const char *)a->kb[j0 / a->blk + 1] : NULL;
+        const char *pfv = dec && a->ld == hd ? (const char *)a->vb[j0 / a->blk] : NULL;
         for (int u0 = 0; u0 < nkb; u0 += 32) {
             const int nv = (nkb - u0 + 7) / 8 < 4 ? (nkb - u0 + 7) / 8 : 4, j = j0 + u0;
             const float *kt = kt0 + u0;
@@ -148,18 +158,21 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
                 float *s[3] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
                                a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j,
                                a->s + (size_t)(r + 2) * BM_ATT_CHUNK + j};
-                scores_rows(q, 3, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL);
-                pf = NULL; /* once per block */
+                scores_rows(q, 3, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL,
+                            u0 == 0 ? pfv : NULL);
+                pf = pfv = NULL; /* once per block */
             }
             if (R - r == 2 && (nkr[r] > j || nkr[r + 1] > j)) { /* a pair (decode with G 2) */
                 const float *q[2] = {qp[r], qp[r + 1]};
                 float *s[2] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
                                a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j};
-                scores_rows(q, 2, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL);
+                scores_rows(q, 2, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL,
+                            u0 == 0 ? pfv : NULL);
             } else if (R - r == 1 && nkr[r] > j) {
                 const float *q[1] = {qp[r]};
                 float *s[1] = {a->s + (size_t)r * BM_ATT_CHUNK + j};
-                scores_rows(q, 1, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL);
+                scores_rows(q, 1, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL,
+                            u0 == 0 ? pfv : NULL);
             }
         }
     }
@@ -193,13 +206,13 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
         for (int c0 = 0; c0 < hd; c0 += 16) {
             int r0 = 0;
             for (; r0 + 6 <= R; r0 += 6)
-                pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0, r0 ? 0 : nk_max);
+                pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max);
             switch (R - r0) {
-            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
-            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
-            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
-            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
-            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0, r0 ? 0 : nk_max); break;
+            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
+            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
+            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
+            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
+            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
             default: break;
             }
         }
