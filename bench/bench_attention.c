@@ -123,7 +123,9 @@ int main(int argc, char **argv) {
         float *q = malloc((size_t)P * qd * sizeof(float)), *o1 = malloc((size_t)P * qd * 4),
               *o2 = malloc((size_t)P * qd * 4), *scores = malloc((size_t)n_threads * P * 4);
         bm_seq **sq = malloc((size_t)P * sizeof(bm_seq *));
-        if (!kv.k || !kv.v || !k_rows || !v_rows || !blocks || !pos || !q || !o1 || !o2 || !scores || !sq) return 1;
+        if (!kv.k || !kv.v || !k_rows || !v_rows || !blocks || !pos || !q || !o1 || !o2 ||
+            !scores || !sq)
+            return 1;
         uint32_t r = 1;
         for (size_t i = 0; i < nkv; i++) {
             r = r * 1664525u + 1013904223u, k_rows[i] = (float)(r >> 8) / (1 << 24) * 2 - 1;
@@ -186,7 +188,8 @@ int main(int argc, char **argv) {
                    t_old[reps / 2] / t_new[reps / 2], flop / t_new[reps / 2] * 1e-9, md);
         }
         bm_arena_fini(&arena);
-        free(kv.k), free(kv.v), free(k_rows), free(v_rows), free(blocks), free(pos), free(q), free(o1), free(o2);
+        free(kv.k), free(kv.v), free(k_rows), free(v_rows), free(blocks), free(pos), free(q);
+        free(o1), free(o2);
         free(scores), free(sq);
     }
     bm_pool_free(pool);

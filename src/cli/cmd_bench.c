@@ -19,8 +19,9 @@
  *    (vpdpbusd / vpmaddubsw) if its weights are quantized, else at the f32 FMA peak;
  *    attention at the f32 FMA peak) / (measured pp time). Peaks: bm_kernels_peak_gops, every
  *    pool thread at once, best of 5 rounds, run before and after the timed runs (the higher).
- *  - peak RSS (VmHWM) next to the model file size + the KV cache allocated, read BEFORE the
- *    bandwidth probe (whose 1 GiB buffer would otherwise dominate it).
+ *  - peak RSS (VmHWM) next to the model file size + the KV cache allocated, read after the
+ *    timed runs and BEFORE the --ref runs (the scalar kernels read the GGUF's bytes of the
+ *    repacked matrices again) and the bandwidth probe (whose 1 GiB buffer would dominate it).
  *  - --ref: pp16 / tg4 with the fast kernels and with the scalar reference (BM_KERNELS=ref).
  *  - --profile: one more pp and tg run with the forward pass timing its steps (bm_ctx_profile):
  *    the share of each step, and the matmul steps' ops over their own time against the peaks.
@@ -343,6 +344,10 @@ int cmd_bench(int argc, char **argv) {
 
     double ref_pp = 0, ref_tg = 0, fast_pp16 = 0, fast_tg4 = 0;
     const char *kname = bm_kernels_name();
+    /* Memory: read before the scalar reference runs (they read the GGUF's own bytes of the
+     * repacked matrices, whose pages the packed copy had given back) and before the bandwidth
+     * probe allocates and touches its 1 GiB. */
+    const double rss = peak_rss_bytes();
     if (with_ref) {
         /* The scalar level is ~20-50x slower: a short pp16 / tg4 at both levels. */
         if (time_once(c, nv, 16, 4, &fast_pp16, &fast_tg4, NULL, logits, toks, &err)) goto fail;
@@ -359,8 +364,6 @@ int cmd_bench(int argc, char **argv) {
         time_once(c, nv, (int32_t)p, (int32_t)n, &pp_x, &tg_x, prof, logits, toks, &err))
         goto fail;
 
-    /* Memory: read before the bandwidth probe allocates and touches its 1 GiB. */
-    const double rss = peak_rss_bytes();
     struct stat sb;
     const double file_bytes = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (double)sb.st_size
                                                                           : (double)m->weight_bytes;

@@ -98,6 +98,17 @@ typedef struct bm_att_chunk {
     float *o;                            /* [n_tok * G, hd] */
 } bm_att_chunk;
 typedef void (*bm_att_chunk_fn)(const bm_att_chunk *a);
+/* Rows (n_tok * G) the SIMD chunk kernels take per call; more go to the reference. */
+#define BM_ATT_ROWS_MAX 256
+/* Each row's query and key count, once per call (not a division by G per row and key group):
+ * qp[r], nkr[r] for r < n_tok * G <= BM_ATT_ROWS_MAX. */
+static inline void bm_att_rows(const bm_att_chunk *a, const float **qp, int *nkr) {
+    for (int t = 0, r = 0; t < a->n_tok; t++)
+        for (int g = 0; g < a->G; g++, r++) {
+            qp[r] = a->q + (size_t)t * a->ldq + (size_t)g * a->hd;
+            nkr[r] = a->n_key[t];
+        }
+}
 /* Scalar reference: in-order dot products and sums, expf. */
 void bm_att_chunk_ref(const bm_att_chunk *a);
 

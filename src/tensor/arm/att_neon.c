@@ -6,10 +6,8 @@
  * rows). A row's score of key j is always the same in-order fma chain over d in lane j % 4; its
  * weights the same lanes; its o[c] the same fma chain over its keys in order: bitwise the same
  * whatever n_tok, G, the row's slot and the other rows' key counts. hd % 16 != 0, blk % 4 != 0
- * or more than ROWS_MAX rows: the scalar reference. */
+ * or more than BM_ATT_ROWS_MAX rows: the scalar reference. */
 #include "tensor/arm/neon.h"
-
-#define ROWS_MAX 256 /* rows (n_tok * G) per call; more go to the reference */
 
 /* Scores of the NR rows q[0..NR) (NR 1 or 2) against NV * 4 keys of a transposed K block (kt:
  * element d of the first key at kt[d * blk]), times scale, into s[g][0..NV * 4). */
@@ -104,18 +102,14 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *n
 
 void bm_att_chunk_neon(const bm_att_chunk *a) {
     const int hd = a->hd, R = a->n_tok * a->G;
-    if (hd % 16 || a->blk % 4 || R > ROWS_MAX) { /* V in 16-column steps, K in 4-key vectors */
+    /* V in 16-column steps, K in 4-key vectors, rows in stack arrays */
+    if (hd % 16 || a->blk % 4 || R > BM_ATT_ROWS_MAX) {
         bm_att_chunk_ref(a);
         return;
     }
-    /* each row's query and key count, once (not a division per row and key group) */
-    const float *qp[ROWS_MAX];
-    int nkr[ROWS_MAX];
-    for (int t = 0, r = 0; t < a->n_tok; t++)
-        for (int g = 0; g < a->G; g++, r++) {
-            qp[r] = a->q + (size_t)t * a->ldq + (size_t)g * hd;
-            nkr[r] = a->n_key[t];
-        }
+    const float *qp[BM_ATT_ROWS_MAX];
+    int nkr[BM_ATT_ROWS_MAX];
+    bm_att_rows(a, qp, nkr);
     int nk_max = 0;
     for (int t = 0; t < a->n_tok; t++)
         if (a->n_key[t] > nk_max) nk_max = a->n_key[t];

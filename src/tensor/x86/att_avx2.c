@@ -49,13 +49,14 @@ INLINE void scores_tile(const float *const *q, const int NR, const float *kt, in
 #pragma GCC unroll 3
     for (int g = 0; g < NR; g++)
 #pragma GCC unroll 4
-        for (int i = 0; i < NV; i++) _mm256_storeu_ps(s[g] + 8 * i, _mm256_mul_ps(acc[g][i], scale));
+        for (int i = 0; i < NV; i++)
+            _mm256_storeu_ps(s[g] + 8 * i, _mm256_mul_ps(acc[g][i], scale));
 }
 
-/* NV (1..4) as a constant for scores_tile. pf: memory to prefetch over the d loop (the next
- * K block, hd * 128 bytes: decode streams the cache from DRAM; a burst of prefetches at the
- * block's start measured no faster, interleaved they overlap the next block's reads with this
- * one's fmas), or NULL. */
+/* NV (1..4) as a constant for scores_tile. pf, pfv: memory prefetched over the d loop, into
+ * L1 and L2 (hd * 128 bytes each: a head's K or V of one 32-key block), or NULL. Decode streams
+ * the cache from DRAM: a burst of prefetches at the block's start measured no faster, spread
+ * over the loop they overlap the next block's reads with this one's fmas. */
 INLINE void scores_rows(const float *const *q, const int NR, const float *kt, int blk, int hd,
                         __m256 scale, float *const *s, int nv, const char *pf,
                         const char *pfv) {
@@ -118,22 +119,16 @@ INLINE void pv_block(const bm_att_chunk *a, const float *const *vr, const int *n
     }
 }
 
-#define ROWS_MAX 256 /* rows (n_tok * G) per call; more go to the reference */
-
 void bm_att_chunk_avx2(const bm_att_chunk *a) {
     const int hd = a->hd, R = a->n_tok * a->G;
-    if (hd % 16 || a->blk % 8 || R > ROWS_MAX) { /* V in 16-column steps, K in 8-key vectors */
+    /* V in 16-column steps, K in 8-key vectors, rows in stack arrays */
+    if (hd % 16 || a->blk % 8 || R > BM_ATT_ROWS_MAX) {
         bm_att_chunk_ref(a);
         return;
     }
-    /* each row's query and key count, once (not a division per row and key group) */
-    const float *qp[ROWS_MAX];
-    int nkr[ROWS_MAX];
-    for (int t = 0, r = 0; t < a->n_tok; t++)
-        for (int g = 0; g < a->G; g++, r++) {
-            qp[r] = a->q + (size_t)t * a->ldq + (size_t)g * hd;
-            nkr[r] = a->n_key[t];
-        }
+    const float *qp[BM_ATT_ROWS_MAX];
+    int nkr[BM_ATT_ROWS_MAX];
+    bm_att_rows(a, qp, nkr);
     int nk_max = 0;
     for (int t = 0; t < a->n_tok; t++)
         if (a->n_key[t] > nk_max) nk_max = a->n_key[t];
@@ -204,15 +199,18 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
     for (int jb = 0; jb < nk_max; jb += PV_KEYS) {
         const int je = jb + PV_KEYS < nk_max ? jb + PV_KEYS : nk_max;
         for (int c0 = 0; c0 < hd; c0 += 16) {
+            /* decode: the first row block prefetches the next key block's columns */
+            const int pf_end = a->n_tok > 1 ? 0 : nk_max;
             int r0 = 0;
             for (; r0 + 6 <= R; r0 += 6)
-                pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max);
+                pv_block(a, vr, nkr, r0, 6, c0, jb, je, jb == 0, r0 ? 0 : pf_end);
+            const int pe = r0 ? 0 : pf_end;
             switch (R - r0) {
-            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
-            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
-            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
-            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
-            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0, r0 || a->n_tok > 1 ? 0 : nk_max); break;
+            case 5: pv_block(a, vr, nkr, r0, 5, c0, jb, je, jb == 0, pe); break;
+            case 4: pv_block(a, vr, nkr, r0, 4, c0, jb, je, jb == 0, pe); break;
+            case 3: pv_block(a, vr, nkr, r0, 3, c0, jb, je, jb == 0, pe); break;
+            case 2: pv_block(a, vr, nkr, r0, 2, c0, jb, je, jb == 0, pe); break;
+            case 1: pv_block(a, vr, nkr, r0, 1, c0, jb, je, jb == 0, pe); break;
             default: break;
             }
         }
