@@ -161,7 +161,8 @@ void bm_att_chunk_neon(const bm_att_chunk *a) {
     }
     /* o = sum_j p_j v_j: 16 columns at a time, rows in blocks of 4 */
     const float *vr[BM_ATT_CHUNK];
-    for (int j = 0; j < nk_max; j++) vr[j] = a->vb[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
+    for (int b = 0, j = 0; j < nk_max; b++) /* no division per key */
+        for (int i = 0; i < a->blk && j < nk_max; i++, j++) vr[j] = a->vb[b] + (int64_t)i * a->ld;
     for (int c0 = 0; c0 < hd; c0 += 16) {
         int r0 = 0;
         for (; r0 + 4 <= R; r0 += 4) pv_block(a, vr, nkr, r0, 4, c0);

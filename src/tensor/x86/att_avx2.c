@@ -68,6 +68,21 @@ INLINE void scores_rows(const float *const *q, const int NR, const float *kt, in
     }
 }
 
+/* Scores of rows [r, r + NR) against nv vectors of keys from key j (kt), into their rows of
+ * a->s (NR a constant: the row pointers stay in registers). */
+INLINE void scores_group(const bm_att_chunk *a, const float *const *qp, int r, const int NR,
+                         int j, const float *kt, int nv, __m256 scale, const char *pf,
+                         const char *pfv) {
+    const float *q[3];
+    float *s[3];
+#pragma GCC unroll 3
+    for (int g = 0; g < NR; g++) {
+        q[g] = qp[r + g];
+        s[g] = a->s + (size_t)(r + g) * BM_ATT_CHUNK + j;
+    }
+    scores_rows(q, NR, kt, a->blk, a->hd, scale, s, nv, pf, pfv);
+}
+
 #define PV_KEYS 32 /* keys per V pass: 32 rows of hd floats stay in L1 */
 
 /* o[r][c0..c0+16) (+)= sum_j p[r][j] v_j[c0..c0+16) for rows r0..r0+NR-1 over their keys in
@@ -146,28 +161,17 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
         for (int u0 = 0; u0 < nkb; u0 += 32) {
             const int nv = (nkb - u0 + 7) / 8 < 4 ? (nkb - u0 + 7) / 8 : 4, j = j0 + u0;
             const float *kt = kt0 + u0;
-            int r = 0;
-            for (; r + 3 <= R; r += 3) {
-                if (nkr[r] <= j && nkr[r + 1] <= j && nkr[r + 2] <= j) continue;
-                const float *q[3] = {qp[r], qp[r + 1], qp[r + 2]};
-                float *s[3] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
-                               a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j,
-                               a->s + (size_t)(r + 2) * BM_ATT_CHUNK + j};
-                scores_rows(q, 3, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL,
-                            u0 == 0 ? pfv : NULL);
+            for (int r = 0; r < R; r += 3) {
+                const int nr = R - r < 3 ? R - r : 3;
+                bool any = false;
+                for (int g = 0; g < nr; g++) any |= nkr[r + g] > j;
+                if (!any) continue;
+                switch (nr) { /* the last group may be short (a pair: decode with G 2) */
+                case 3: scores_group(a, qp, r, 3, j, kt, nv, scale, pf, pfv); break;
+                case 2: scores_group(a, qp, r, 2, j, kt, nv, scale, pf, pfv); break;
+                default: scores_group(a, qp, r, 1, j, kt, nv, scale, pf, pfv); break;
+                }
                 pf = pfv = NULL; /* once per block */
-            }
-            if (R - r == 2 && (nkr[r] > j || nkr[r + 1] > j)) { /* a pair (decode with G 2) */
-                const float *q[2] = {qp[r], qp[r + 1]};
-                float *s[2] = {a->s + (size_t)r * BM_ATT_CHUNK + j,
-                               a->s + (size_t)(r + 1) * BM_ATT_CHUNK + j};
-                scores_rows(q, 2, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL,
-                            u0 == 0 ? pfv : NULL);
-            } else if (R - r == 1 && nkr[r] > j) {
-                const float *q[1] = {qp[r]};
-                float *s[1] = {a->s + (size_t)r * BM_ATT_CHUNK + j};
-                scores_rows(q, 1, kt, a->blk, hd, scale, s, nv, u0 == 0 ? pf : NULL,
-                            u0 == 0 ? pfv : NULL);
             }
         }
     }
@@ -195,7 +199,8 @@ void bm_att_chunk_avx2(const bm_att_chunk *a) {
     }
     /* o = sum_j p_j v_j: key blocks of PV_KEYS, 16 columns, rows in blocks of 6 */
     const float *vr[BM_ATT_CHUNK];
-    for (int j = 0; j < nk_max; j++) vr[j] = a->vb[j / a->blk] + (int64_t)(j % a->blk) * a->ld;
+    for (int b = 0, j = 0; j < nk_max; b++) /* no division per key */
+        for (int i = 0; i < a->blk && j < nk_max; i++, j++) vr[j] = a->vb[b] + (int64_t)i * a->ld;
     for (int jb = 0; jb < nk_max; jb += PV_KEYS) {
         const int je = jb + PV_KEYS < nk_max ? jb + PV_KEYS : nk_max;
         for (int c0 = 0; c0 < hd; c0 += 16) {
