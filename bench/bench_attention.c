@@ -81,8 +81,10 @@ int main(int argc, char **argv) {
     const char *ps = "128,1024,4096";
     int n_threads = 2, reps = 5, tile = 0, no_old = 0, cold = 0;
     for (int i = 1; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--no-old") || !strcmp(argv[i], "--cold")) {
-            *(argv[i][2] == 'n' ? &no_old : &cold) = 1, i--;
+        if (!strcmp(argv[i], "--no-old") || !strcmp(argv[i], "--cold")) { /* flags */
+            if (!strcmp(argv[i], "--cold")) cold = 1;
+            else no_old = 1;
+            i--;
             continue;
         }
         if (i + 1 >= argc) break;

@@ -77,14 +77,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) type_list = argv[++i];
         else if (!strcmp(argv[i], "--level") && i + 1 < argc) level = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [--n-out-pp N] [-t THREADS] [-r REPS] "
+            fprintf(stderr, "usage: bench_matmul [--n-in N] [--n-out N] [--n-out-pp N] "
+                            "[-t THREADS] [-r REPS] "
                             "[--types q4_K,q6_K] [--level ref|avx2|avxvnni|vnni|avxvnni-evex] "
                             "[--pack] [--json]\n");
             return 2;
         }
     }
     if (n_in <= 0 || n_in % 32 || n_out <= 0 || n_out_pp <= 0 || threads <= 0 || reps < 1) {
-        fprintf(stderr, "bench_matmul: n_in must be a positive multiple of 32 (types with 256-column blocks are skipped when it is not one of 256)\n");
+        fprintf(stderr, "bench_matmul: n_in must be a positive multiple of 32 (types with "
+                        "256-column blocks are skipped when it is not one of 256)\n");
         return 2;
     }
     if (n_out_pp > n_out) n_out_pp = n_out;
